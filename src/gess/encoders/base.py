@@ -1,0 +1,56 @@
+"""The encoder interface: images in, an (n, d) float32 array out."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+from gess.progress import progress_bar
+
+
+class ImageEncoder(ABC):
+    """Maps uint8 images (n, H, W, C) to float32 features (n, d), batched and deterministic.
+
+    Subclasses implement :meth:`encode_tensor` on float images in [0, 1]
+    (N, 3, H, W); it is differentiable so that gradient guidance can use it.
+    """
+
+    name: str = "encoder"
+    dim: int = 0
+
+    def __init__(self, device: str | torch.device = "cpu", batch_size: int = 32):
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+
+    @abstractmethod
+    def encode_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] -> (N, d); differentiable."""
+
+    def config(self) -> dict:
+        return {"name": self.name, "dim": self.dim}
+
+    @torch.no_grad()
+    def encode(self, images: np.ndarray, progress: bool | None = None, description: str = "encoding") -> np.ndarray:
+        """Encode uint8 images (n, H, W, C), C in {1, 3}, to float32 (n, d)."""
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[..., None]
+        n = images.shape[0]
+        out = np.empty((n, self.dim), dtype=np.float32)
+        show = progress if progress is not None else n > 4 * self.batch_size
+        starts = range(0, n, self.batch_size)
+        for start in progress_bar(starts, description, enabled=show):
+            batch = images[start : start + self.batch_size]
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            out[start : start + len(batch)] = self.encode_tensor(x).float().cpu().numpy()
+        return out
+
+
+def resize_tensor(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (N, C, H, W) to size x size, bicubic and anti-aliased when shrinking."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)

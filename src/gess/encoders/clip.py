@@ -1,0 +1,57 @@
+"""CLIP image embeddings through transformers, from a local directory or the hub cache (no download)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gess.encoders.base import ImageEncoder, resize_tensor
+from gess.errors import MissingWeightsError
+
+DEFAULT_CLIP_ID = "openai/clip-vit-large-patch14"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def load_clip_vision(model_id_or_dir: str = DEFAULT_CLIP_ID):
+    """``CLIPVisionModelWithProjection.from_pretrained`` offline: a local directory or the hub cache."""
+    from transformers import CLIPVisionModelWithProjection
+
+    try:
+        return CLIPVisionModelWithProjection.from_pretrained(str(model_id_or_dir), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise MissingWeightsError(
+            f"CLIP vision model '{model_id_or_dir}'",
+            str(model_id_or_dir) if Path(str(model_id_or_dir)).exists() else "the Hugging Face hub cache ($HF_HOME)",
+            f"on a machine with internet run `huggingface-cli download {DEFAULT_CLIP_ID}` and copy the cache, "
+            f"or pass --encoder /path/to/a/saved/CLIPVisionModelWithProjection",
+        ) from exc
+
+
+class CLIPImageEncoder(ImageEncoder):
+    """Projected CLIP image embeddings (768-d for ViT-L/14), input 224 px, CLIP normalisation.
+
+    Parameters
+    ----------
+    model_id_or_dir : hub id (resolved in the local cache only) or a directory
+        written by ``save_pretrained``.
+    model : an already built ``CLIPVisionModelWithProjection`` (tests pass tiny ones).
+    """
+
+    name = "clip"
+
+    def __init__(self, model_id_or_dir: str = DEFAULT_CLIP_ID, device="cpu", batch_size=32, model=None):
+        super().__init__(device, batch_size)
+        self.model_id = str(model_id_or_dir)
+        self.model = (model if model is not None else load_clip_vision(model_id_or_dir)).to(self.device).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.dim = int(self.model.config.projection_dim)
+        self.image_size = int(self.model.config.image_size)
+        self.name = f"clip:{self.model_id}"
+        self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
+
+    def encode_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        x = (resize_tensor(images, self.image_size) - self._mean) / self._std
+        return self.model(pixel_values=x).image_embeds

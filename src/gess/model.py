@@ -1,0 +1,198 @@
+"""GESSDecoder: voxels -> (c', c, s, pi_c), the three GESS decoders behind one estimator."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gess import __version__
+from gess.data.dataset import validate_fmri, voxel_statistics
+from gess.decoding import SemanticDecoder, StructuralDecoder, cross_fitted_predictions
+from gess.decoding.ridge import Ridge
+from gess.errors import GessInputError
+from gess.gating import DEFAULT_GATE, GateInputs, make_gate
+from gess.io import atomic_path, load_arrays, read_json, save_arrays
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class Decoded:
+    """Decoder outputs for n samples: c'' (raw), c' (aligned), c (re-projected), s, pi_c."""
+
+    c_raw: np.ndarray
+    c_prime: np.ndarray
+    c: np.ndarray
+    s: np.ndarray
+    pi_c: np.ndarray
+
+    @property
+    def pi_s(self) -> np.ndarray:
+        return 1.0 - self.pi_c
+
+
+class GESSDecoder:
+    """Fit M_c, M_s and M_g on training fMRI; decode test fMRI into (c', c, s, pi_c).
+
+    Voxels are z-scored with training statistics inside the estimator, so
+    ``fit`` and ``decode`` take raw fMRI.
+
+    Parameters
+    ----------
+    alpha_semantic, alpha_structural : ridge regularisation (paper: 1000 both).
+    alphas : optional grid; when given, each ridge chooses alpha by 5-fold CV.
+    alignment, n_neighbors, reprojection, regularization, w_c : see
+        :class:`~gess.decoding.semantic.SemanticDecoder`.
+    gate : name in :data:`gess.gating.GATES`; ``gate_options`` its arguments.
+    cv_folds : folds of the cross-fitted training predictions used for
+        calibration and reference alignment.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 30)); C = rng.normal(size=(40, 8)); S = rng.random((40, 4, 4, 1))
+    >>> out = GESSDecoder(n_neighbors=3).fit(X, C, S).decode(X[:5])
+    >>> out.c.shape, out.s.shape, out.pi_c.shape
+    ((5, 8), (5, 4, 4, 1), (5,))
+    """
+
+    def __init__(self, alpha_semantic: float = 1000.0, alpha_structural: float = 1000.0, alphas=None,
+                 alignment: str = "batch", n_neighbors: int = 5, reprojection: str = "released",
+                 regularization: float | None = None, w_c: float = 1.0, gate: str = DEFAULT_GATE,
+                 gate_options: dict | None = None, cv_folds: int = 5, device: str = "cpu"):
+        self.alpha_semantic = alpha_semantic
+        self.alpha_structural = alpha_structural
+        self.alphas = alphas
+        self.alignment = alignment
+        self.n_neighbors = n_neighbors
+        self.reprojection = reprojection
+        self.regularization = regularization
+        self.w_c = w_c
+        self.gate = gate
+        self.gate_options = gate_options
+        self.cv_folds = cv_folds
+        self.device = device
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, fmri: np.ndarray, embeddings: np.ndarray, structure: np.ndarray,
+            augment_embeddings: np.ndarray | None = None, metadata: dict | None = None) -> "GESSDecoder":
+        """Fit on training trials.
+
+        Parameters
+        ----------
+        fmri : (n, v) raw voxels; embeddings : (n, d) image embeddings of each
+            trial's image; structure : (n, ...) structural targets;
+        augment_embeddings : (m, d) extra embeddings sampling the manifold (C_aug).
+        metadata : recorded in the saved config (encoder, structural space, ...).
+        """
+        fmri = validate_fmri(fmri, None, "training fMRI")
+        embeddings = np.asarray(embeddings, np.float32)
+        structure = np.asarray(structure, np.float32)
+        for name, arr in (("embeddings", embeddings), ("structure", structure)):
+            if len(arr) != len(fmri):
+                raise GessInputError(None, name, f"{len(fmri)} rows (one per fMRI trial)", f"{len(arr)}")
+        self.n_voxels_ = fmri.shape[1]
+        self.voxel_mean_, self.voxel_std_ = voxel_statistics(fmri)
+        z = self._standardize(fmri)
+
+        self.semantic_ = SemanticDecoder(self.alpha_semantic, self.alphas, self.alignment, self.n_neighbors,
+                                         self.reprojection, self.regularization, self.w_c, self.device)
+        # alpha chosen first (if a grid is given) so the cross-fitted predictions use it
+        alpha_c = Ridge(self.alpha_semantic, self.alphas, device=self.device).fit(z, embeddings).alpha_ if self.alphas else self.alpha_semantic
+        self.semantic_.alpha, self.semantic_.alphas = alpha_c, None
+        cross = cross_fitted_predictions(z, embeddings, alpha_c, self.cv_folds, self.device)
+        self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross)
+        self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas, self.device).fit(z, structure)
+        self.gate_ = make_gate(self.gate, **(self.gate_options or {}))
+        self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))
+        self.metadata_ = dict(metadata or {})
+        return self
+
+    def _standardize(self, fmri: np.ndarray) -> np.ndarray:
+        return ((fmri - self.voxel_mean_) / self.voxel_std_).astype(np.float32)
+
+    # --------------------------------------------------------------- decode
+    def decode(self, fmri: np.ndarray, source: str | None = None) -> Decoded:
+        """Decode raw test fMRI (n, v) into c'', c', c, s and pi_c."""
+        fmri = validate_fmri(fmri, source, "fMRI")
+        if fmri.shape[1] != self.n_voxels_:
+            raise GessInputError(source, "fMRI", f"{self.n_voxels_} voxels (as the model was fitted)", f"{fmri.shape[1]}")
+        z = self._standardize(fmri)
+        raw, aligned, reproj = self.semantic_.decode(z)
+        pi_c = self.gate_.pi_c(GateInputs(z, raw))
+        return Decoded(raw, aligned, reproj, self.structural_.predict(z), pi_c)
+
+    # ---------------------------------------------------------- persistence
+    def get_params(self) -> dict:
+        keys = ("alpha_semantic", "alpha_structural", "alphas", "alignment", "n_neighbors", "reprojection",
+                "regularization", "w_c", "gate", "gate_options", "cv_folds")
+        return {k: getattr(self, k) for k in keys}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
+        directory = Path(directory)
+        arrays = {
+            "voxel_mean": self.voxel_mean_, "voxel_std": self.voxel_std_,
+            "semantic.coef": self.semantic_.ridge_.coef_, "semantic.intercept": self.semantic_.ridge_.intercept_,
+            "semantic.manifold": self.semantic_.manifold_,
+            "structural.coef": self.structural_.ridge_.coef_, "structural.intercept": self.structural_.ridge_.intercept_,
+        }
+        if self.semantic_.reference_mean_ is not None:
+            arrays["semantic.reference_mean"] = self.semantic_.reference_mean_
+            arrays["semantic.reference_std"] = self.semantic_.reference_std_
+        arrays.update({f"gate.{k}": v for k, v in self.gate_.state().items()})
+        config = {
+            "gess_version": __version__, "params": self.get_params(), "n_voxels": int(self.n_voxels_),
+            "embedding_dim": int(self.semantic_.manifold_.shape[1]),
+            "structure_shape": list(self.structural_.target_shape_),
+            "alpha_semantic_used": self.semantic_.ridge_.alpha_, "alpha_structural_used": self.structural_.ridge_.alpha_,
+            "gate": self.gate_.config(), "metadata": self.metadata_,
+        }
+        import json
+
+        with atomic_path(directory) as tmp:
+            tmp.mkdir()
+            save_arrays(tmp / WEIGHTS_NAME, arrays)
+            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "GESSDecoder":
+        directory = Path(directory)
+        config_path = directory / CONFIG_NAME
+        if not config_path.is_file() or not (directory / WEIGHTS_NAME).is_file():
+            raise GessInputError(directory, None, f"a fitted gess model ({CONFIG_NAME} and {WEIGHTS_NAME})", "missing files")
+        config = read_json(config_path)
+        arrays = load_arrays(directory / WEIGHTS_NAME)
+        self = cls(**config["params"])
+        self.n_voxels_ = config["n_voxels"]
+        self.voxel_mean_, self.voxel_std_ = arrays["voxel_mean"], arrays["voxel_std"]
+        sem = SemanticDecoder(config["alpha_semantic_used"], None, self.alignment, self.n_neighbors,
+                              self.reprojection, self.regularization, self.w_c, self.device)
+        sem.ridge_ = Ridge(config["alpha_semantic_used"])
+        sem.ridge_.coef_, sem.ridge_.intercept_, sem.ridge_.alpha_ = arrays["semantic.coef"], arrays["semantic.intercept"], config["alpha_semantic_used"]
+        sem.manifold_ = arrays["semantic.manifold"]
+        sem.manifold_mean_, sem.manifold_std_ = sem.manifold_.mean(0), sem.manifold_.std(0)
+        sem.reference_mean_ = arrays.get("semantic.reference_mean")
+        sem.reference_std_ = arrays.get("semantic.reference_std")
+        self.semantic_ = sem
+        st = StructuralDecoder(config["alpha_structural_used"])
+        st.ridge_ = Ridge(config["alpha_structural_used"])
+        st.ridge_.coef_, st.ridge_.intercept_, st.ridge_.alpha_ = arrays["structural.coef"], arrays["structural.intercept"], config["alpha_structural_used"]
+        st.target_shape_ = tuple(config["structure_shape"])
+        self.structural_ = st
+        gate_cfg = dict(config["gate"])
+        self.gate_ = make_gate(gate_cfg.pop("name"), **gate_cfg).load_state(
+            {k[len("gate."):]: v for k, v in arrays.items() if k.startswith("gate.")})
+        self.metadata_ = config.get("metadata", {})
+        return self
+
+    def check_compatible(self, n_voxels: int | None = None, encoder: str | None = None, source: str | None = None) -> None:
+        """Raise a clear error when data or an encoder does not match what the model was fitted with."""
+        if n_voxels is not None and n_voxels != self.n_voxels_:
+            raise GessInputError(source, "fMRI", f"{self.n_voxels_} voxels (the model was fitted on that many)", f"{n_voxels}")
+        fitted_encoder = self.metadata_.get("encoder", {}).get("name")
+        if encoder is not None and fitted_encoder is not None and encoder != fitted_encoder:
+            raise GessInputError(source, "encoder", f"'{fitted_encoder}' (the model was fitted with it)", f"'{encoder}'")
