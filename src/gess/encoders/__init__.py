@@ -29,7 +29,7 @@ def get_encoder(name_or_dir: str = DEFAULT_ENCODER, device: str = "cpu", batch_s
         return CLIPImageEncoder(key[len("clip:"):], device=device, batch_size=batch_size)
     if Path(key).is_dir():
         return CLIPImageEncoder(key, device=device, batch_size=batch_size)
-    raise GessInputError(None, "encoder", f"one of {', '.join(ENCODER_NAMES)} or a CLIP model directory", repr(key))
+    raise GessInputError("--encoder", None, f"one of {', '.join(ENCODER_NAMES)} or a CLIP model directory", repr(key))
 
 
 __all__ = ["ImageEncoder", "EfficientNetLite0Encoder", "CLIPImageEncoder", "StructuralSpace", "get_encoder", "ENCODER_NAMES", "DEFAULT_ENCODER"]

@@ -1,0 +1,167 @@
+"""The ``gess`` command line (contract: spec/cli.md). Exit 0 done, 2 bad input, 1 anything else."""
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from gess.errors import GessInputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="GESS: reconstruct seen images from fMRI, and say which reconstructions to trust.")
+
+FORMAT_HELP = "auto | mat | god | nsd | folder"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _read_config(path: Optional[Path], allowed: tuple[str, ...]) -> dict:
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise GessInputError(path, None, "an existing YAML config file", "no such file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise GessInputError(path, None, "valid YAML", f"a parse error ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise GessInputError(path, None, "a mapping of option: value", type(data).__name__)
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise GessInputError(path, unknown[0], f"known keys ({', '.join(allowed)})", "an unknown key")
+    return data
+
+
+def _data_fingerprint(path: Path) -> list:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [(str(f.relative_to(path.parent)), f.stat().st_size, int(f.stat().st_mtime)) for f in files[:10000]]
+
+
+@app.command()
+def fit(
+    data: Path = typer.Option(..., "--data", help="dataset file or directory"),
+    out: Path = typer.Option(..., "--out", help="model directory to write"),
+    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+    encoder: str = typer.Option("efficientnet-lite0", "--encoder", help="efficientnet-lite0 | clip | a CLIP model directory"),
+    augment: Optional[Path] = typer.Option(None, "--augment", help="folder of extra images sampling the semantic manifold"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of decoder options"),
+    structure_size: Optional[int] = typer.Option(None, "--structure-size", help="side of the structural target (px)"),
+):
+    """Fit the semantic, structural and gating decoders; write safetensors + config.json."""
+    from gess import api
+    from gess.cache import fingerprint
+    from gess.data import load_dataset
+    from gess.encoders import get_encoder
+    from gess.io import read_json
+
+    options = _read_config(config, api.DECODER_OPTIONS)
+    key = fingerprint(_data_fingerprint(data), format, encoder, options, structure_size,
+                      _data_fingerprint(augment) if augment else None)
+    if (out / "config.json").is_file() and read_json(out / "config.json").get("metadata", {}).get("fingerprint") == key:
+        _console().print(f"[green]{out} is up to date[/green] (same data, encoder and options); nothing to do")
+        return
+    console = _console()
+    enc = get_encoder(encoder)  # fail on a bad encoder before reading any data
+    dataset = load_dataset(data, format)
+    console.print(dataset.summary())
+    space = api.default_structural_space(dataset, structure_size)
+    model = api.fit(dataset, enc, augment_images=augment, structural_space=space, **options)
+    model.metadata_["fingerprint"] = key
+    model.save(out)
+    console.print(f"[green]model written to {out}[/green] (gate: {model.gate_.name}, "
+                  f"alpha_c {model.semantic_.ridge_.alpha_:g}, alpha_s {model.structural_.ridge_.alpha_:g})")
+
+
+@app.command()
+def decode(
+    model: Path = typer.Option(..., "--model", help="directory written by `gess fit`"),
+    data: Path = typer.Option(..., "--data", help="dataset file or directory"),
+    out: Path = typer.Option(..., "--out", help="output directory"),
+    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+):
+    """Decode the test fMRI: DIR/decoded.npz with c_prime, c, s, pi_c, stimulus_ids."""
+    import numpy as np
+
+    from gess import api
+    from gess.data import load_dataset
+    from gess.io import save_npz
+    from gess.model import GESSDecoder
+
+    decoder = GESSDecoder.load(model)
+    dataset = load_dataset(data, format)
+    result, ids = api.decode(decoder, dataset)
+    save_npz(out / "decoded.npz", c_prime=result.c_prime, c=result.c, s=result.s, pi_c=result.pi_c,
+             c_raw=result.c_raw, stimulus_ids=np.asarray(ids).astype(str))
+    _console().print(f"[green]decoded {len(ids)} test stimuli[/green] -> {out / 'decoded.npz'} "
+                     f"(pi_c from {result.pi_c.min():.2f} to {result.pi_c.max():.2f})")
+
+
+@app.command()
+def split(
+    images: Path = typer.Option(..., "--images", help="folder of images or a dataset path"),
+    out: Path = typer.Option(..., "--out", help="split.json to write"),
+    encoder: str = typer.Option("efficientnet-lite0", "--encoder"),
+    clusters: int = typer.Option(20, "--clusters"),
+    method: str = typer.Option("kernighan-lin", "--method", help="kernighan-lin | stoer-wagner | random"),
+    train_side: str = typer.Option("larger", "--train-side", help="larger | smaller"),
+    min_test_fraction: float = typer.Option(0.0, "--min-test-fraction"),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """The generalized split: K-means clusters cut in two by a minimum cut of their cosine graph."""
+    from gess import api
+    from gess.data.images import load_image_folder
+    from gess.encoders import get_encoder
+    from gess.io import write_json
+    from gess.report.figures import save_split_figure
+    from gess.split import generalized_split, nearest_train_similarity
+
+    pics, ids = load_image_folder(images)
+    emb = api.encode_images(get_encoder(encoder), pics)
+    result = generalized_split(emb, ids, clusters, method, train_side, min_test_fraction, seed)
+    control = generalized_split(emb, ids, clusters, "random", train_side, min_test_fraction, seed)
+    payload = result.to_json()
+    payload["encoder"] = encoder
+    payload["nearest_train_similarity"] = {"this_split": nearest_train_similarity(emb, ids, result),
+                                           "random_split_same_sizes": nearest_train_similarity(emb, ids, control)}
+    write_json(out, payload)
+    figure = out.with_suffix(".png")
+    save_split_figure(emb, ids, result, figure)
+    sim = payload["nearest_train_similarity"]
+    _console().print(f"[green]{len(result.train)} train / {len(result.test)} test[/green], cut weight {result.cut_weight:.2f}; "
+                     f"test-to-train nearest cosine {sim['this_split']:.3f} (random split: {sim['random_split_same_sizes']:.3f}) "
+                     f"-> {out}, {figure}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad input exits 2 with one line on stderr, other failures exit 1."""
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="gess")
+        sys.exit(result if isinstance(result, int) else 0)
+    except GessInputError as exc:
+        print(f"gess: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("gess: interrupted; finished outputs are kept and a re-run resumes", file=sys.stderr)
+        sys.exit(130)
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Bad input: exit status 2 and one line on stderr naming file, field and expectation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gess.cli import main
+
+from conftest import write_mat
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exc.value.code, captured.err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2, err
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("kind,needles", [
+    ("nan", ["fmriTrn", "finite voxel values", "NaN"]),
+    ("inf", ["fmriTest", "finite voxel values", "Inf"]),
+    ("fewer_images", ["stimTrn", "one per fMRI trial"]),
+    ("voxels", ["test fMRI", "voxels (as in the training fMRI)"]),
+])
+def test_bad_fmri(tmp_path, capsys, kind, needles):
+    rng = np.random.default_rng(1)
+    path = tmp_path / f"{kind}.mat"
+    if kind == "nan":
+        x = rng.normal(size=(12, 30)); x[2, 2] = np.nan; write_mat(path, fmriTrn=x)
+    elif kind == "inf":
+        x = rng.normal(size=(4, 30)); x[1, 1] = -np.inf; write_mat(path, fmriTest=x)
+    elif kind == "fewer_images":
+        write_mat(path, stimTrn=rng.integers(0, 255, (9, 64)).astype(np.uint8))
+    else:
+        write_mat(path, fmriTest=rng.normal(size=(4, 31)))
+    code, err = run_cli(["fit", "--data", path, "--out", tmp_path / "model"], capsys)
+    assert_one_line_error(code, err, str(path), *needles)
+    assert not (tmp_path / "model").exists()
+
+
+def test_truncated_mat(tmp_path, capsys):
+    good = tmp_path / "good.mat"
+    write_mat(good)
+    bad = tmp_path / "truncated.mat"
+    bad.write_bytes(good.read_bytes()[:200])
+    code, err = run_cli(["fit", "--data", bad, "--out", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, str(bad), "readable MATLAB .mat file")
+
+
+def test_non_mat_file(tmp_path, capsys):
+    bad = tmp_path / "table.csv"
+    bad.write_text("a,b\n1,2\n")
+    code, err = run_cli(["fit", "--data", bad, "--out", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, str(bad), "a .mat file")
+
+
+def test_unknown_encoder(tmp_path, capsys):
+    path = tmp_path / "x.mat"
+    write_mat(path)
+    code, err = run_cli(["fit", "--data", path, "--encoder", "resnet-9000", "--out", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, "--encoder", "efficientnet-lite0", "resnet-9000")
+
+
+def test_missing_clip_weights(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-home" / "hub"))
+    path = tmp_path / "x.mat"
+    write_mat(path)
+    code, err = run_cli(["fit", "--data", path, "--encoder", "clip", "--out", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, "openai/clip-vit-large-patch14", "huggingface-cli download")
+
+
+def test_decode_with_wrong_voxel_count(tmp_path, capsys):
+    path = tmp_path / "x.mat"
+    write_mat(path, voxels=30)
+    assert run_cli(["fit", "--data", path, "--out", tmp_path / "m"], capsys)[0] == 0
+    other = tmp_path / "y.mat"
+    write_mat(other, voxels=25)
+    code, err = run_cli(["decode", "--model", tmp_path / "m", "--data", other, "--out", tmp_path / "d"], capsys)
+    assert_one_line_error(code, err, str(other), "30 voxels")
+
+
+def test_unknown_config_key(tmp_path, capsys):
+    path = tmp_path / "x.mat"
+    write_mat(path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("alpha_semantic: 10\nlamda: 3\n")
+    code, err = run_cli(["fit", "--data", path, "--config", cfg, "--out", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, str(cfg), "lamda", "known keys")
+
+
+def test_fit_decode_resume(tmp_path, capsys):
+    path = tmp_path / "x.mat"
+    write_mat(path, n_train=20, n_test=5)
+    model = tmp_path / "m"
+    assert run_cli(["fit", "--data", path, "--out", model], capsys)[0] == 0
+    stamp = (model / "model.safetensors").stat().st_mtime_ns
+    assert run_cli(["fit", "--data", path, "--out", model], capsys)[0] == 0
+    assert (model / "model.safetensors").stat().st_mtime_ns == stamp  # nothing redone
+    assert run_cli(["decode", "--model", model, "--data", path, "--out", tmp_path / "d"], capsys)[0] == 0
+    z = np.load(tmp_path / "d" / "decoded.npz")
+    assert z["c_prime"].shape == (5, 1280) and z["c"].shape == (5, 1280) and z["pi_c"].shape == (5,)
+    assert z["s"].shape == (5, 8, 8, 1)
+    assert z["stimulus_ids"].tolist() == [f"test-{i:04d}" for i in range(5)]
+    assert ((z["pi_c"] > 0) & (z["pi_c"] <= 1)).all()
