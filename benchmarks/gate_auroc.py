@@ -41,7 +41,7 @@ def cached_embeddings(folder: Path, cache: Path):
     return images, ids, emb
 
 
-def run(images, ids, emb, snr, seed, n_test_each=100, test_repeats=1):
+def run(images, ids, emb, snr, seed, n_test_each=100, test_repeats=1, tuning_width=0.5):
     split = generalized_split(emb, ids, n_clusters=20, method="kernighan-lin", seed=0)
     rng = np.random.default_rng(seed)
     inside_pool = np.array(split.train)
@@ -50,7 +50,7 @@ def run(images, ids, emb, snr, seed, n_test_each=100, test_repeats=1):
     train = np.setdiff1d(inside_pool, inside)
     test = np.concatenate([inside, outside])
     is_inside = np.r_[np.ones(n_test_each), np.zeros(n_test_each)]
-    model = SimulatedFMRIModel(snr=snr, seed=seed)
+    model = SimulatedFMRIModel(snr=snr, seed=seed, tuning_width=tuning_width)
     ds = simulate_dataset(images, ids, emb, train, test, model, test_repeats=test_repeats).averaged()
     index = {s: i for i, s in enumerate(ids)}
     c_tr = emb[[index[s] for s in ds.train.trial_ids]]
@@ -83,20 +83,22 @@ def main():
     ap.add_argument("--snr", type=float, default=1.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--test-repeats", type=int, default=1)
+    ap.add_argument("--tuning-width", type=float, default=0.5)
     args = ap.parse_args()
     t0 = time.time()
     images, ids, emb = cached_embeddings(Path(args.data), Path(args.cache))
     all_rows, all_ident = [], []
     for seed in args.seeds:
-        rows, ident, sizes = run(images, ids, emb, args.snr, seed, test_repeats=args.test_repeats)
+        rows, ident, sizes = run(images, ids, emb, args.snr, seed, test_repeats=args.test_repeats, tuning_width=args.tuning_width)
         all_rows.append(rows)
         all_ident.append(ident)
     print(f"split sides {sizes[0]}/{sizes[1]} images, {sizes[2]} training images, 100 inside + 100 outside test, "
-          f"SNR {args.snr}, test repeats {args.test_repeats}, seeds {args.seeds}")
+          f"SNR {args.snr}, tuning width {args.tuning_width}, test repeats {args.test_repeats}, seeds {args.seeds}")
     print(f"{'gate':34s} {'AUROC':>7s} {'Spearman(pi_c, acc)':>20s} {'mean pi_c in':>13s} {'out':>6s}")
     for name in all_rows[0]:
         vals = np.array([[r[name][k] for k in ("auroc", "spearman", "pi_in", "pi_out")] for r in all_rows])
-        m = np.nanmean(vals, 0) if not np.isnan(vals).all() else vals[0]
+        with np.errstate(all="ignore"):
+            m = np.array([np.nanmean(col) if not np.isnan(col).all() else np.nan for col in vals.T])
         print(f"{name:34s} {m[0]:7.3f} {m[1]:20.3f} {m[2]:13.3f} {m[3]:6.3f}")
     for key in ("c_prime", "c"):
         v = np.array([i[key] for i in all_ident]).mean(0)

@@ -142,6 +142,92 @@ def split(
                      f"-> {out}, {figure}")
 
 
+prior_app = typer.Typer(no_args_is_help=True, help="The embedding-conditioned pixel diffusion prior.")
+app.add_typer(prior_app, name="prior")
+
+
+def _training_images(path: Path, format: str):
+    """Images of a folder, or the TRAINING stimuli of a dataset (never its test stimuli)."""
+    from gess.data import load_dataset
+    from gess.data.images import IMAGE_SUFFIXES, load_image_folder
+
+    if path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+        return load_image_folder(path)[0]
+    return load_dataset(path, format).train.images
+
+
+@prior_app.command("train")
+def prior_train(
+    images: Path = typer.Option(..., "--images", help="folder of images, or a dataset (its training stimuli)"),
+    out: Path = typer.Option(..., "--out", help="prior directory to write"),
+    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+    encoder: str = typer.Option("efficientnet-lite0", "--encoder"),
+    steps: int = typer.Option(1200, "--steps"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    image_size: int = typer.Option(32, "--image-size"),
+    extra_images: Optional[Path] = typer.Option(None, "--extra-images", help="more training images (a folder)"),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Train the pixel prior (resumes from OUT/checkpoint after an interruption)."""
+    import numpy as np
+
+    from gess import api
+    from gess.data.images import load_image_folder, resize_images, to_rgb
+    from gess.encoders import get_encoder
+    from gess.generation.train import TrainOptions, train_prior
+
+    if (out / "model.safetensors").is_file() and not (out / "checkpoint").exists():
+        _console().print(f"[green]{out} already holds a trained prior[/green]; delete it to train again")
+        return
+    enc = get_encoder(encoder)
+    pics = _training_images(images, format)
+    if extra_images is not None:
+        extra = resize_images(load_image_folder(extra_images)[0], pics.shape[1])
+        if pics.shape[-1] == 1:
+            extra = extra.mean(-1, keepdims=True).astype(np.uint8)
+        else:
+            pics = to_rgb(pics)
+        pics = np.concatenate([pics, extra])
+    emb = api.encode_images(enc, pics)
+    opts = TrainOptions(steps=steps, batch_size=batch_size, image_size=image_size, seed=seed)
+    _console().print(f"training a {image_size}px prior on {len(pics)} images for {steps} steps")
+    train_prior(pics, emb, out, enc.config()["name"], opts)
+    _console().print(f"[green]prior written to {out}[/green]")
+
+
+@app.command()
+def reconstruct(
+    model: Path = typer.Option(..., "--model", help="directory written by `gess fit`"),
+    generator: Path = typer.Option(..., "--generator", help="a trained pixel prior or a Stable unCLIP directory"),
+    data: Path = typer.Option(..., "--data"),
+    out: Path = typer.Option(..., "--out"),
+    method: str = typer.Option("cs", "--method", help="semantic | cs-equal | cs | gg"),
+    steps: int = typer.Option(50, "--steps"),
+    seed: int = typer.Option(0, "--seed"),
+    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+    guidance_scale: float = typer.Option(5.0, "--guidance-scale"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    cs_preset: str = typer.Option("paper", "--cs-preset", help="paper | released"),
+    cs_lowpass: Optional[float] = typer.Option(None, "--cs-lowpass", help="low-pass resize factor of F_s"),
+    cs_fraction: Optional[float] = typer.Option(None, "--cs-fraction", help="share of steps that substitute"),
+    cs_tau: Optional[float] = typer.Option(None, "--cs-tau", help="temporal decay of the CS weight"),
+    gg_scale: Optional[float] = typer.Option(None, "--gg-scale", help="gradient guidance scale"),
+    device: str = typer.Option("cpu", "--device"),
+):
+    """Generate DIR/<stimulus_id>.png per test stimulus and DIR/manifest.json; a re-run skips finished images."""
+    from gess.data import load_dataset
+    from gess.model import GESSDecoder
+    from gess.pipeline import reconstruct_to_directory
+
+    decoder = GESSDecoder.load(model)
+    dataset = load_dataset(data, format)
+    done = reconstruct_to_directory(decoder, dataset, generator, out, method=method, steps=steps, seed=seed,
+                                    guidance_scale=guidance_scale, batch_size=batch_size, cs_preset=cs_preset,
+                                    cs_overrides=dict(lowpass_factor=cs_lowpass, fraction=cs_fraction, tau=cs_tau),
+                                    gg_scale=gg_scale, device=device)
+    _console().print(f"[green]{done['generated']} generated, {done['skipped']} already there[/green] -> {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input exits 2 with one line on stderr, other failures exit 1."""
     try:

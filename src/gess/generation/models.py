@@ -1,0 +1,120 @@
+"""The `pixel` backend's model: a small embedding-conditioned diffusion UNet in pixel space.
+
+The unCLIP idea at small scale: the image embedding is normalised, projected and
+added to the timestep embedding (diffusers' ``UNet2DModel`` with an identity
+class embedding). Its constructor arguments are its config, saved as
+``config.json`` beside ``model.safetensors`` (diffusers' convention).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gess.errors import GessInputError, MissingWeightsError
+from gess.io import atomic_path
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class PixelPrior(nn.Module):
+    """eps-prediction UNet on (N, C, S, S) images in [-1, 1], conditioned on embedding tokens.
+
+    Parameters
+    ----------
+    image_size, channels : the pixel space (e.g. 32, 1 for digits).
+    cond_dim : dimension of the image embedding (1280 for EfficientNet-Lite0).
+    block_out_channels, layers_per_block : UNet size.
+    encoder : the name of the encoder whose embeddings condition the model.
+    embedding_mean, embedding_std : normalisation of the conditioning embeddings
+        (set from the training embeddings); the unconditional input is the zero
+        vector after normalisation.
+    """
+
+    def __init__(self, image_size: int = 32, channels: int = 1, cond_dim: int = 1280,
+                 block_out_channels=(32, 64, 64), layers_per_block: int = 1, encoder: str = "efficientnet-lite0",
+                 norm_num_groups: int = 8):
+        super().__init__()
+        from diffusers import UNet2DModel
+
+        self.config = dict(image_size=image_size, channels=channels, cond_dim=cond_dim,
+                           block_out_channels=list(block_out_channels), layers_per_block=layers_per_block,
+                           encoder=encoder, norm_num_groups=norm_num_groups)
+        n = len(block_out_channels)
+        self.unet = UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels,
+                                block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
+                                down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
+                                class_embed_type="identity", norm_num_groups=norm_num_groups)
+        temb = self.unet.time_embedding.linear_2.out_features
+        self.cond_proj = nn.Sequential(nn.Linear(cond_dim, temb), nn.SiLU(), nn.Linear(temb, temb))
+        self.register_buffer("embedding_mean", torch.zeros(cond_dim))
+        self.register_buffer("embedding_std", torch.ones(cond_dim))
+
+    def normalize(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return (embeddings - self.embedding_mean) / self.embedding_std
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """cond: (N, d) or (N, T, d) normalised embedding tokens (zeros = unconditional); tokens are averaged."""
+        proj = self.cond_proj(cond)
+        if proj.ndim == 3:
+            proj = proj.mean(1)
+        return self.unet(x, t, class_labels=proj).sample
+
+    def save_pretrained_files(self, directory: str | Path, extra: dict | None = None) -> None:
+        """Write ``model.safetensors`` then ``config.json`` into ``directory``, each atomically."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(tmp))
+        with atomic_path(directory / CONFIG_NAME) as tmp:
+            tmp.write_text(json.dumps({**self.config, "_class_name": "PixelPrior", **(extra or {})}, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "PixelPrior":
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
+            raise MissingWeightsError("a trained pixel prior", str(directory), "train one with `gess prior train`")
+        config = json.loads((directory / CONFIG_NAME).read_text())
+        if config.get("_class_name") != "PixelPrior":
+            raise GessInputError(directory / CONFIG_NAME, "_class_name", "'PixelPrior'", repr(config.get("_class_name")))
+        args = {k: config[k] for k in ("image_size", "channels", "cond_dim", "block_out_channels", "layers_per_block",
+                                       "encoder", "norm_num_groups")}
+        model = cls(**args)
+        model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
+        return model.eval()
+
+
+class PixelAutoencoder:
+    """The identity 'autoencoder' of the pixel backend: images in [0, 1] <-> model space [-1, 1]."""
+
+    def __init__(self, size: int, channels: int):
+        self.size, self.channels = size, channels
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        from gess.encoders.base import resize_tensor
+
+        x = resize_tensor(images.float(), self.size)
+        if self.channels == 1 and x.shape[1] == 3:
+            x = x.mean(1, keepdim=True)
+        return x * 2.0 - 1.0
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        x = (latents.float() + 1.0) / 2.0
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def count_parameters(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def embedding_statistics(embeddings: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    e = torch.as_tensor(embeddings, dtype=torch.float32)
+    return e.mean(0), e.std(0).clamp_min(1e-4)

@@ -1,0 +1,70 @@
+"""The sampling loop: DDIM with classifier-free guidance, short and explicit.
+
+Methods act through two hooks, without forking the loop (diffusers' style):
+``guidance`` may replace the noise prediction (gradient guidance), and
+``substitution`` may edit z_{t-1} after each update (component substitution).
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+import torch
+
+
+class Backend(Protocol):
+    """What the loop needs of a generator (see ``gess.generation.backends``)."""
+
+    scheduler: object
+
+    def latent_shape(self) -> tuple[int, ...]: ...
+    def predict_noise(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
+
+
+def initial_noise(seeds: Sequence[int], shape: tuple[int, ...], device="cpu", dtype=torch.float32) -> torch.Tensor:
+    """One seeded Gaussian draw per sample, so a sample's result does not depend on its batch."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device, dtype)
+
+
+def guided_noise(backend: Backend, z: torch.Tensor, t, cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+    """Classifier-free guidance with a zero embedding as the unconditional input."""
+    tt = torch.full((z.shape[0],), int(t), device=z.device, dtype=torch.long)
+    if guidance_scale == 1.0:
+        return backend.predict_noise(z, tt, cond)
+    both = backend.predict_noise(torch.cat([z, z]), torch.cat([tt, tt]), torch.cat([torch.zeros_like(cond), cond]))
+    uncond, conditional = both.chunk(2)
+    return uncond + guidance_scale * (conditional - uncond)
+
+
+def previous_timestep(scheduler, t: int) -> int:
+    return int(t) - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+
+
+def sample(backend: Backend, cond: torch.Tensor, seeds: Sequence[int], steps: int = 50, guidance_scale: float = 5.0,
+           eta: float = 0.0, substitution: Callable | None = None, guidance=None,
+           callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Run DDIM from seeded noise; returns the final z in the backend's space.
+
+    Parameters
+    ----------
+    cond : (N, d) or (N, T, d) conditioning tokens in the backend's normalised space.
+    substitution : ``f(i, t, t_prev, z_prev, scheduler) -> z_prev`` applied after each update.
+    guidance : object with ``noise(i, t, z, noise_fn, scheduler) -> eps`` replacing the noise prediction.
+    """
+    scheduler = backend.scheduler
+    scheduler.set_timesteps(steps)
+    device = cond.device
+    z = initial_noise(seeds, backend.latent_shape(), device=device, dtype=cond.dtype)
+    for i, t in enumerate(scheduler.timesteps):
+        if guidance is not None:
+            eps = guidance.noise(i, t, z, lambda x: guided_noise(backend, x, t, cond, guidance_scale), scheduler)
+        else:
+            with torch.no_grad():
+                eps = guided_noise(backend, z, t, cond, guidance_scale)
+        with torch.no_grad():
+            z_prev = scheduler.step(eps, t, z, eta=eta).prev_sample
+            if substitution is not None:
+                z_prev = substitution(i, int(t), previous_timestep(scheduler, t), z_prev, scheduler)
+        z = z_prev
+        if callback is not None:
+            callback(i, steps)
+    return z

@@ -1,0 +1,163 @@
+"""Train the pixel prior: epsilon-prediction with condition dropout and light augmentation.
+
+Checkpoints (safetensors + JSON, no pickle) are written to ``OUT/checkpoint`` every
+``checkpoint_every`` steps; a re-run resumes from the last one. The final EMA
+weights go to ``OUT/model.safetensors`` with ``OUT/config.json``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gess.generation.backends import SCHEDULER_NAME, default_scheduler
+from gess.generation.models import PixelPrior, embedding_statistics
+from gess.io import atomic_path, write_json
+from gess.progress import progress_bar
+
+
+@dataclass
+class TrainOptions:
+    steps: int = 1200
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    image_size: int = 32
+    block_out_channels: tuple = (32, 64, 64)
+    layers_per_block: int = 1
+    cond_dropout: float = 0.1
+    ema_decay: float = 0.995
+    augment: bool = True
+    max_shift: float = 0.06      # fraction of the side
+    max_rotation: float = 10.0   # degrees
+    elastic: float = 0.03        # displacement amplitude, fraction of the side
+    checkpoint_every: int = 200
+    seed: int = 0
+    threads: int | None = None
+
+
+def augment_batch(x: torch.Tensor, opts: TrainOptions, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample small shifts, rotations and a smooth elastic jitter (one grid_sample)."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(opts.max_rotation)
+    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * opts.max_shift * 2
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if opts.elastic > 0:
+        coarse = torch.randn(n, 2, 4, 4, generator=generator) * opts.elastic * 2
+        grid = grid + F.interpolate(coarse, size=x.shape[-2:], mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _to_model_space(images: np.ndarray, size: int, channels: int) -> torch.Tensor:
+    from gess.generation.models import PixelAutoencoder
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    if x.shape[1] == 1 and channels == 3:
+        x = x.expand(-1, 3, -1, -1)
+    return PixelAutoencoder(size, channels).encode_images(x)
+
+
+def _save_checkpoint(path: Path, model, ema, optimizer, step: int, losses: list[float]) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.contiguous() for k, v in ema.state_dict().items()})
+    opt = optimizer.state_dict()
+    for pid, state in opt["state"].items():
+        for k, v in state.items():
+            tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).contiguous()
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        save_file(tensors, str(tmp / "state.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "param_groups": opt["param_groups"]}))
+
+
+def _load_checkpoint(path: Path, model, ema, optimizer) -> tuple[int, list[float]]:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path / "state.safetensors"))
+    meta = json.loads((path / "state.json").read_text())
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    state: dict = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return int(meta["step"]), list(meta["losses"])
+
+
+def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, encoder_name: str,
+                options: TrainOptions | None = None, progress: bool = True) -> Path:
+    """Train (or resume training) a :class:`PixelPrior` on uint8 images and their embeddings."""
+    opts = options or TrainOptions()
+    out = Path(out)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed)
+    channels = 1 if images.shape[-1] == 1 else 3
+    data = _to_model_space(images, opts.image_size, channels)
+    cond = torch.as_tensor(embeddings, dtype=torch.float32)
+    mean, std = embedding_statistics(embeddings)
+    model = PixelPrior(opts.image_size, channels, cond.shape[1], opts.block_out_channels, opts.layers_per_block, encoder_name)
+    model.embedding_mean.copy_(mean)
+    model.embedding_std.copy_(std)
+    cond = model.normalize(cond)
+    ema = PixelPrior(**{k: model.config[k] for k in ("image_size", "channels", "cond_dim", "block_out_channels",
+                                                      "layers_per_block", "encoder", "norm_num_groups")})
+    ema.load_state_dict(model.state_dict())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.learning_rate, weight_decay=0.0)
+    scheduler = default_scheduler()
+    abar = scheduler.alphas_cumprod.float()
+    start, losses = 0, []
+    ckpt = out / "checkpoint"
+    if (ckpt / "state.json").is_file():
+        start, losses = _load_checkpoint(ckpt, model, ema, optimizer)
+    gen = torch.Generator().manual_seed(opts.seed + start)
+    model.train()
+    t0 = time.time()
+    for step in progress_bar(range(start, opts.steps), "training prior", enabled=progress, total=opts.steps - start):
+        idx = torch.randint(0, len(data), (opts.batch_size,), generator=gen)
+        x0 = data[idx]
+        if opts.augment:
+            x0 = augment_batch(x0, opts, gen)
+        c = cond[idx].clone()
+        c[torch.rand(opts.batch_size, generator=gen) < opts.cond_dropout] = 0.0
+        t = torch.randint(0, len(abar), (opts.batch_size,), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        a = abar[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        # cosine LR decay over the whole run
+        for group in optimizer.param_groups:
+            group["lr"] = opts.learning_rate * 0.5 * (1 + math.cos(math.pi * step / opts.steps))
+        loss = F.mse_loss(model(xt, t, c), noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            decay = min(opts.ema_decay, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
+        losses.append(float(loss.detach()))
+        if (step + 1) % opts.checkpoint_every == 0 and step + 1 < opts.steps:
+            _save_checkpoint(ckpt, model, ema, optimizer, step + 1, losses)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {**asdict(opts), "n_images": int(len(images)), "encoder": encoder_name, "final_loss_100": float(np.mean(losses[-100:])) if losses else None,
+              "seconds_this_run": time.time() - t0, "losses_every_10": losses[::10]}
+    ema.save_pretrained_files(out, extra={"training": {k: v for k, v in record.items() if k != "losses_every_10"}})
+    write_json(out / SCHEDULER_NAME, dict(scheduler.config))
+    write_json(out / "training.json", record)
+    if ckpt.exists():
+        import shutil
+
+        shutil.rmtree(ckpt)
+    return out

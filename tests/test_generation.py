@@ -1,0 +1,143 @@
+"""CS / GG properties on tiny random models of the real classes (diffusers' testing style)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gess.generation import ComponentSubstitution, CSOptions, GGOptions, GradientGuidance, lowpass, reconstruct, sample
+from gess.generation.backends import PixelBackend, default_scheduler
+from gess.generation.models import PixelPrior
+from gess.generation.sampling import previous_timestep
+
+
+@pytest.fixture(scope="module")
+def backend():
+    torch.manual_seed(0)
+    prior = PixelPrior(image_size=16, channels=1, cond_dim=8, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4)
+    return PixelBackend(prior)
+
+
+def cond_for(backend, n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return backend.condition(rng.normal(size=(n, 8)), rng.normal(size=(n, 8)))
+
+
+def test_lowpass_keeps_low_and_removes_high_frequencies():
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    smooth = torch.cos(2 * np.pi * xx / 32)[None, None]
+    checker = ((-1.0) ** (xx + yy))[None, None]
+    assert torch.allclose(lowpass(smooth, 2), smooth, atol=0.05)
+    assert lowpass(checker, 2).abs().max() < 0.05
+    assert torch.equal(lowpass(checker, 1), checker)
+
+
+def test_sampling_is_seeded_per_sample(backend):
+    cond = cond_for(backend)
+    a = sample(backend, cond, [1, 2, 3], steps=5)
+    b = sample(backend, cond[[1]], [2], steps=5)
+    assert torch.allclose(a[1], b[0], atol=1e-5)
+    assert not torch.allclose(a[0], a[1])
+
+
+def test_cs_with_zero_weight_is_plain_sampling_bit_for_bit(backend):
+    cond = cond_for(backend)
+    plain = sample(backend, cond, [7, 8, 9], steps=8)
+    ref = torch.randn(3, 1, 16, 16)
+    cs = ComponentSubstitution(ref, np.zeros(3), CSOptions(), steps=8)
+    assert torch.equal(sample(backend, cond, [7, 8, 9], steps=8, substitution=cs), plain)
+
+
+def test_cs_with_full_weight_at_every_step_is_ilvr(backend):
+    """pi_s = 1, every step, reference noised to t-1: z_{t-1} = z' - F(z') + F(q(y, t-1)) (ILVR, Choi et al. 2021)."""
+    steps, factor = 6, 2.0
+    cond = cond_for(backend, n=2)
+    ref = torch.randn(2, 1, 16, 16).clamp(-1, 1)
+    cs = ComponentSubstitution(ref, np.ones(2), CSOptions(lowpass_factor=factor, fraction=1.0, tau=0.0, noise_at="previous"), steps, seed=5)
+    ours = sample(backend, cond, [0, 1], steps=steps, substitution=cs)
+
+    # an independent ILVR loop
+    from gess.generation.sampling import guided_noise, initial_noise
+
+    sched = default_scheduler()
+    sched.set_timesteps(steps)
+    gen = torch.Generator().manual_seed(5)
+    z = initial_noise([0, 1], (1, 16, 16))
+    for t in sched.timesteps:
+        with torch.no_grad():
+            z = sched.step(guided_noise(backend, z, t, cond, 5.0), t, z).prev_sample
+        t_prev = previous_timestep(sched, t)
+        y = ref if t_prev < 0 else sched.add_noise(ref, torch.randn(ref.shape, generator=gen), torch.full((2,), t_prev))
+        z = z - lowpass(z, factor) + lowpass(y, factor)
+    assert torch.allclose(ours, z, atol=1e-6)
+    # and the result carries the reference's low frequencies (F is not idempotent, so approximately)
+    assert (lowpass(ours, factor) - lowpass(ref, factor)).abs().mean() < 0.05
+
+
+def test_released_cs_schedule():
+    ref = torch.zeros(2, 1, 8, 8)
+    cs = ComponentSubstitution(ref, [0.8, 0.4], CSOptions.preset("released"), steps=50)
+    assert cs.active_steps == 2
+    assert torch.allclose(cs.weight(1).flatten(), torch.tensor([0.8, 0.4]) * np.exp(-0.5))
+    assert cs.weight(2) is None
+    few = ComponentSubstitution(ref, [1.0, 1.0], CSOptions.preset("released"), steps=10)
+    assert few.active_steps == 10  # int(0.05 * 10) = 0: applied at every step, as released
+
+
+def test_gradient_guidance_pulls_toward_the_structure(backend):
+    cond = cond_for(backend, n=2)
+    ref = torch.full((2, 1, 16, 16), 0.8)
+    plain = sample(backend, cond, [3, 4], steps=10)
+    gg = GradientGuidance(np.zeros(2), torch.zeros(2, 8), ref, encoder=None, to_images=backend.to_images,
+                          options=GGOptions(scale=0.2, semantic_weight=0.0), steps=10)
+    guided = sample(backend, cond, [3, 4], steps=10, guidance=gg)
+    err = lambda z: (lowpass(z, 2) - lowpass(ref, 2)).pow(2).mean()
+    assert err(guided) < err(plain)
+
+
+def test_gradient_guidance_semantic_term_uses_the_encoder(backend, tmp_path):
+    from test_encoders import tiny_clip
+
+    from gess.encoders import get_encoder
+
+    enc = get_encoder(str(tiny_clip(tmp_path)))
+    ref = torch.zeros(2, 1, 16, 16)
+    gg = GradientGuidance(np.ones(2), torch.randn(2, enc.dim), ref, enc, backend.to_images, GGOptions(encoder_size=32), 4)
+    z = torch.randn(2, 1, 16, 16, requires_grad=True)
+    loss = gg.loss(z)
+    loss.backward()
+    assert loss.item() > 0 and z.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", ["semantic", "cs-equal", "cs"])
+def test_reconstruct_shapes_and_batch_independence(backend, method):
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(3, 8)).astype(np.float32)
+    s = rng.random((3, 12, 12, 1)).astype(np.float32)
+    pi = np.array([0.2, 0.5, 0.9], np.float32)
+    a = reconstruct(backend, c, c, s, pi, method, steps=4, batch_size=3)
+    b = reconstruct(backend, c, c, s, pi, method, steps=4, batch_size=1)
+    assert a.shape == (3, 16, 16, 3) and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_prior_save_load_roundtrip(backend, tmp_path):
+    backend.prior.save_pretrained_files(tmp_path / "p")
+    loaded = PixelBackend.from_pretrained(tmp_path / "p")
+    cond = cond_for(backend)
+    assert torch.allclose(sample(loaded, cond, [1, 2, 3], steps=3), sample(backend, cond, [1, 2, 3], steps=3), atol=1e-6)
+
+
+def test_prior_training_resumes(tmp_path):
+    from gess.generation.train import TrainOptions, train_prior
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (6, 12, 12, 1), dtype=np.uint8)
+    emb = rng.normal(size=(6, 5)).astype(np.float32)
+    opts = TrainOptions(steps=6, batch_size=4, image_size=16, block_out_channels=(8, 16), checkpoint_every=3)
+    # interrupted run: stop after the first checkpoint
+    part = TrainOptions(**{**opts.__dict__, "steps": 3, "checkpoint_every": 2})
+    train_prior(imgs, emb, tmp_path / "a", "enc", part, progress=False)
+    full = train_prior(imgs, emb, tmp_path / "b", "enc", opts, progress=False)
+    assert (full / "model.safetensors").is_file() and not (full / "checkpoint").exists()
+    PixelBackend.from_pretrained(full)
