@@ -53,7 +53,7 @@ def test_cs_with_full_weight_at_every_step_is_ilvr(backend):
     steps, factor = 6, 2.0
     cond = cond_for(backend, n=2)
     ref = torch.randn(2, 1, 16, 16).clamp(-1, 1)
-    cs = ComponentSubstitution(ref, np.ones(2), CSOptions(lowpass_factor=factor, fraction=1.0, tau=0.0, noise_at="previous"), steps, seed=5)
+    cs = ComponentSubstitution(ref, np.ones(2), CSOptions(lowpass_factor=factor, fraction=1.0, tau=0.0, noise_at="previous"), steps, seed=[5, 6])
     ours = sample(backend, cond, [0, 1], steps=steps, substitution=cs)
 
     # an independent ILVR loop
@@ -61,13 +61,13 @@ def test_cs_with_full_weight_at_every_step_is_ilvr(backend):
 
     sched = default_scheduler()
     sched.set_timesteps(steps)
-    gen = torch.Generator().manual_seed(5)
+    gens = [torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)]
     z = initial_noise([0, 1], (1, 16, 16))
     for t in sched.timesteps:
         with torch.no_grad():
             z = sched.step(guided_noise(backend, z, t, cond, 5.0), t, z).prev_sample
         t_prev = previous_timestep(sched, t)
-        y = ref if t_prev < 0 else sched.add_noise(ref, torch.randn(ref.shape, generator=gen), torch.full((2,), t_prev))
+        y = ref if t_prev < 0 else sched.add_noise(ref, torch.stack([torch.randn(ref.shape[1:], generator=g) for g in gens]), torch.full((2,), t_prev))
         z = z - lowpass(z, factor) + lowpass(y, factor)
     assert torch.allclose(ours, z, atol=1e-6)
     # and the result carries the reference's low frequencies (F is not idempotent, so approximately)

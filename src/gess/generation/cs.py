@@ -10,6 +10,7 @@ of steps, tau 0.5, reference noised to the current t).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -44,15 +45,18 @@ class ComponentSubstitution:
     ----------
     reference : (N, C, H, W) structural reference in the generator's space.
     pi_s : (N,) structural weights (1 - pi_c).
-    seed : seeds the noise added to the reference (independent of the sampler's noise).
+    seed : seeds the noise added to the reference (independent of the sampler's noise);
+        one seed per sample makes each sample's result independent of its batch.
     """
 
-    def __init__(self, reference: torch.Tensor, pi_s, options: CSOptions | None = None, steps: int = 50, seed: int = 0):
+    def __init__(self, reference: torch.Tensor, pi_s, options: CSOptions | None = None, steps: int = 50,
+                 seed: int | Sequence[int] = 0):
         self.reference = reference
         self.pi_s = torch.as_tensor(np.asarray(pi_s, np.float32), device=reference.device).view(-1, *[1] * (reference.ndim - 1))
         self.options = options or CSOptions()
         self.steps = steps
-        self.generator = torch.Generator().manual_seed(seed)
+        seeds = [seed + i for i in range(len(reference))] if isinstance(seed, int) else list(seed)
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         n = int(self.options.fraction * steps)
         self.active_steps = n if n > 0 else steps  # released: 0 active steps means every step
 
@@ -64,7 +68,8 @@ class ComponentSubstitution:
     def noised_reference(self, t: int, scheduler) -> torch.Tensor:
         if t < 0:
             return self.reference
-        noise = torch.randn(self.reference.shape, generator=self.generator).to(self.reference)
+        shape = self.reference.shape[1:]
+        noise = torch.stack([torch.randn(shape, generator=g) for g in self.generators]).to(self.reference)
         return scheduler.add_noise(self.reference, noise, torch.full((len(self.reference),), t, dtype=torch.long))
 
     def __call__(self, i: int, t: int, t_prev: int, z_prev: torch.Tensor, scheduler) -> torch.Tensor:

@@ -69,7 +69,7 @@ def reconstruct(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.ndarr
         substitution = guidance = None
         if method in ("cs-equal", "cs"):
             ref = structure_to_space(backend, structure[idx])
-            substitution = ComponentSubstitution(ref, pi_s[idx], cs_options, steps, seed=seeds[idx[0]] + 10_000)
+            substitution = ComponentSubstitution(ref, pi_s[idx], cs_options, steps, seed=[seeds[i] + 10_000 for i in idx])
         elif method == "gg":
             ref = structure_to_space(backend, structure[idx])
             target = torch.as_tensor(np.asarray(c[idx], np.float32), device=ref.device)
