@@ -142,6 +142,44 @@ def split(
                      f"-> {out}, {figure}")
 
 
+@app.command()
+def evaluate(
+    recon: Path = typer.Option(..., "--recon", help="directory of <stimulus_id>.png (from `gess reconstruct`)"),
+    data: Path = typer.Option(..., "--data", help="the dataset whose test stimuli are the ground truth"),
+    out: Path = typer.Option(..., "--out", help="metrics JSON to write"),
+    protocol: str = typer.Option("paper", "--protocol", help="paper | mindeye | brain-diffuser"),
+    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+    encoder: str = typer.Option("efficientnet-lite0", "--encoder", help="encoder of twoway_embedding when CLIP is absent"),
+    clip: Optional[str] = typer.Option(None, "--clip", help="CLIP ViT-L/14 directory or hub id (cache only)"),
+    weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="folder of the metric networks' weight files"),
+    trials: int = typer.Option(10, "--trials"),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Score reconstructions against the test stimuli with a named protocol."""
+    from gess.data import load_dataset
+    from gess.encoders import get_encoder
+    from gess.evaluation.report import evaluate_directory, print_summary
+
+    dataset = load_dataset(data, format)
+    clip_encoder = _optional_clip(clip)
+    result = evaluate_directory(recon, dataset, protocol, encoder=get_encoder(encoder), clip_encoder=clip_encoder,
+                                weights_dir=weights_dir, trials=trials, seed=seed, out=out)
+    print_summary(result, _console())
+
+
+def _optional_clip(clip: Optional[str]):
+    """CLIP when given or cached; None (reported as unavailable) otherwise."""
+    from gess.encoders.clip import DEFAULT_CLIP_ID, CLIPImageEncoder
+    from gess.errors import MissingWeightsError
+
+    try:
+        return CLIPImageEncoder(clip or DEFAULT_CLIP_ID)
+    except MissingWeightsError:
+        if clip:
+            raise
+        return None
+
+
 prior_app = typer.Typer(no_args_is_help=True, help="The embedding-conditioned pixel diffusion prior.")
 app.add_typer(prior_app, name="prior")
 

@@ -1,0 +1,63 @@
+"""Evaluate a directory of reconstructions against a dataset's test stimuli; print a summary table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gess.errors import GessInputError
+from gess.evaluation.metrics import evaluate
+from gess.io import read_json, write_json
+
+HIGHER_IS_BETTER = {"effnet": False, "swav": False}
+
+
+def load_reconstructions(recon: str | Path, stimulus_ids) -> tuple[np.ndarray, list[str], dict]:
+    """Images named ``<stimulus_id>.png`` for the given ids, and manifest extras (pi_c, method)."""
+    from gess.data.images import load_image
+
+    recon = Path(recon)
+    manifest = {m["stimulus_id"]: m for m in read_json(recon / "manifest.json")} if (recon / "manifest.json").is_file() else {}
+    found = [s for s in stimulus_ids if (recon / f"{s}.png").is_file()]
+    if not found:
+        raise GessInputError(recon, None, "reconstructions named <stimulus_id>.png for the dataset's test stimuli",
+                             f"none of {len(stimulus_ids)} (e.g. {stimulus_ids[0]}.png)")
+    images = np.stack([load_image(recon / f"{s}.png") for s in found])
+    return images, found, manifest
+
+
+def evaluate_directory(recon, dataset, protocol="paper", encoder=None, clip_encoder=None, weights_dir=None, trials=10,
+                       seed=0, out=None, networks=None) -> dict:
+    test = dataset.test.averaged()
+    images, ids, manifest = load_reconstructions(recon, list(test.stimulus_ids))
+    lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
+    gt = test.images[[lookup[s] for s in ids]]
+    result = evaluate(gt, images, protocol, encoder=encoder, clip_encoder=clip_encoder, weights_dir=weights_dir,
+                      trials=trials, seed=seed, networks=networks)
+    for row, sid in zip(result["per_sample"], ids):
+        row["stimulus_id"] = sid
+        if sid in manifest:
+            row["pi_c"] = manifest[sid].get("pi_c")
+            row["method"] = manifest[sid].get("method")
+    result["recon"] = str(recon)
+    result["missing"] = [s for s in test.stimulus_ids if s not in set(ids)]
+    if out is not None:
+        write_json(out, result)
+    return result
+
+
+def print_summary(result: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result['protocol']} protocol, n = {result['n']}"
+                        + (f", embedding: {result['embedding_encoder']}" if result.get("embedding_encoder") else ""))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result["metrics"].items():
+        arrow = "↓" if not HIGHER_IS_BETTER.get(name, True) else "↑"
+        table.add_row(f"{name} {arrow}", f"{value:.4f}")
+    for name, reason in result["unavailable"].items():
+        table.add_row(f"[dim]{name}[/dim]", "[dim]unavailable[/dim]")
+    console.print(table)
+    for name, reason in result["unavailable"].items():
+        console.print(f"[dim]{name}: {reason}[/dim]")
