@@ -13,7 +13,7 @@ PROTOCOLS = ("paper", "mindeye", "brain-diffuser")
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 or float [0, 1] images (N, H, W, C) -> float (N, 3, H, W) in [0, 1]."""
-    x = torch.as_tensor(np.asarray(images))
+    x = torch.as_tensor(np.ascontiguousarray(images))
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     if x.ndim == 3:
         x = x[..., None]
