@@ -37,3 +37,29 @@ def save_split_figure(embeddings: np.ndarray, ids, split, path: str | Path) -> P
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def save_grid(columns: dict[str, np.ndarray], path: str | Path, row_labels: list[str] | None = None, cell: float = 0.9) -> Path:
+    """A grid of images: one column per named set (stimulus, structure, methods...), one row per sample."""
+    plt = _pyplot()
+    names = list(columns)
+    n = len(next(iter(columns.values())))
+    fig, axes = plt.subplots(n, len(names), figsize=(cell * len(names) + 0.6, cell * n + 0.4), squeeze=False)
+    for j, name in enumerate(names):
+        for i in range(n):
+            ax = axes[i, j]
+            img = np.asarray(columns[name][i])
+            if img.dtype != np.uint8:
+                img = np.clip(img * 255, 0, 255).astype(np.uint8)
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+            if j == 0 and row_labels:
+                ax.set_ylabel(row_labels[i], fontsize=7)
+    fig.tight_layout(pad=0.2)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,48 @@
+"""Choose CS settings by validation on held-out folds of the TRAINING data (never the test set).
+
+CS settings do not transfer across resolutions and spaces (spec/method.md): the
+low-pass cutoff and the share of substituted steps are picked here by the pixel
+correlation of reconstructions of held-out training stimuli, decoded by a
+decoder fitted without them.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from gess.generation.cs import CSOptions
+from gess.generation.reconstruct import reconstruct
+
+
+def per_image_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+
+
+def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), fractions=(0.5, 0.7, 0.9),
+            steps: int = 50, guidance_scale: float = 5.0, method: str = "cs") -> tuple[CSOptions, list[dict]]:
+    """Grid search over (lowpass_factor, fraction).
+
+    ``fold_outputs``: per fold a dict with c_prime, c, s, pi_c of held-out training
+    samples and their true images ``target`` (uint8, any size). Returns the best
+    options and every tried setting with its mean pixel correlation.
+    """
+    from gess.data.images import resize_images
+
+    results = []
+    for factor, fraction in itertools.product(lowpass_factors, fractions):
+        opts = CSOptions(lowpass_factor=factor, fraction=fraction)
+        scores = []
+        for fold in fold_outputs:
+            imgs = reconstruct(backend, fold["c_prime"], fold["c"], fold["s"], fold["pi_c"], method, steps, guidance_scale,
+                               seeds=list(range(len(fold["c"]))), cs_options=opts)
+            target = fold["target"]
+            imgs = resize_images(imgs, target.shape[1]).astype(np.float32).mean(-1)
+            scores.append(per_image_correlation(imgs, target.astype(np.float32).mean(-1)))
+        results.append({"lowpass_factor": factor, "fraction": fraction, "pixcorr": float(np.mean(np.concatenate(scores)))})
+    best = max(results, key=lambda r: r["pixcorr"])
+    return CSOptions(lowpass_factor=best["lowpass_factor"], fraction=best["fraction"]), results

@@ -1,0 +1,63 @@
+"""The unCLIP backend end to end with tiny random components of the real classes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+
+def tiny_unclip(embed_dim=16, cross_dim=24):
+    from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+    from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
+
+    from gess.generation.unclip import UnCLIPBackend
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                                cross_attention_dim=cross_dim, attention_head_dim=4, norm_num_groups=8,
+                                class_embed_type="projection", projection_class_embeddings_input_dim=2 * embed_dim)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), latent_channels=4, norm_num_groups=8)
+    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                          clip_sample=False, set_alpha_to_one=False, prediction_type="epsilon")
+    return UnCLIPBackend(unet, vae, sched, StableUnCLIPImageNormalizer(embed_dim), DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
+                         torch.zeros(1, 5, cross_dim))
+
+
+def test_unclip_backend_cs_and_gg_end_to_end(tmp_path):
+    from gess.encoders import get_encoder
+    from gess.generation import GGOptions, reconstruct
+    from test_encoders import tiny_clip
+
+    backend = tiny_unclip()
+    assert backend.image_size == 16 and backend.latent_shape() == (4, 8, 8)
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(2, 16)).astype(np.float32)
+    s = rng.random((2, 12, 12, 3)).astype(np.float32)
+    pi = np.array([0.3, 0.8], np.float32)
+    plain = reconstruct(backend, c, c, s, pi, "semantic", steps=3)
+    cs = reconstruct(backend, c, c, s, pi, "cs", steps=3)
+    assert plain.shape == cs.shape == (2, 16, 16, 3) and not np.array_equal(plain, cs)
+    zero = reconstruct(backend, c, c, s, np.ones(2, np.float32), "cs", steps=3)  # pi_s = 0
+    assert np.array_equal(zero, plain)
+    enc = get_encoder(str(tiny_clip(tmp_path)))
+    gg = reconstruct(backend, c, c, s, pi, "gg", steps=2, encoder=enc, gg_options=GGOptions(encoder_size=32))
+    assert gg.shape == (2, 16, 16, 3)
+
+
+def test_unclip_rejects_other_embedding_sizes():
+    from gess.errors import GessInputError
+
+    with pytest.raises(GessInputError, match="16-d CLIP"):
+        tiny_unclip().condition(np.zeros((1, 10), np.float32))
+
+
+def test_unclip_missing_weights(tmp_path, monkeypatch):
+    from gess.errors import MissingWeightsError
+    from gess.generation.unclip import UnCLIPBackend
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    with pytest.raises(MissingWeightsError, match="stable-diffusion-2-1-unclip-small"):
+        UnCLIPBackend.from_pretrained()
