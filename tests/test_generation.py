@@ -89,7 +89,7 @@ def test_gradient_guidance_pulls_toward_the_structure(backend):
     ref = torch.full((2, 1, 16, 16), 0.8)
     plain = sample(backend, cond, [3, 4], steps=10)
     gg = GradientGuidance(np.zeros(2), torch.zeros(2, 8), ref, encoder=None, to_images=backend.to_images,
-                          options=GGOptions(scale=0.2, semantic_weight=0.0), steps=10)
+                          options=GGOptions(scale=0.2, fraction=1.0), steps=10)
     guided = sample(backend, cond, [3, 4], steps=10, guidance=gg)
     err = lambda z: (lowpass(z, 2) - lowpass(ref, 2)).pow(2).mean()
     assert err(guided) < err(plain)
