@@ -266,6 +266,31 @@ def reconstruct(
     _console().print(f"[green]{done['generated']} generated, {done['skipped']} already there[/green] -> {out}")
 
 
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="YAML config (see configs/)"),
+    out: Path = typer.Option(..., "--out", help="output directory"),
+):
+    """Every stage the config names, then DIR/report.html; re-runs recompute only what changed."""
+    from gess.run import run as run_pipeline
+
+    run_pipeline(config, out, console=_console())
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("gess-demo"), "--out", help="output directory")):
+    """The whole pipeline offline on the built-in default: simulated fMRI of scikit-learn's digits."""
+    from gess.run import DEMO_CONFIG, run as run_pipeline
+
+    console = _console()
+    summary = run_pipeline(DEMO_CONFIG, out, console=console)
+    console.print(f"[bold green]report: {(out / 'report.html').resolve()}[/bold green]")
+    if "pi_c_auroc_inside_vs_outside" in summary:
+        m = summary["mean_pi_c"]
+        console.print(f"pi_c inside the training semantics {m['inside']:.2f} vs outside {m['outside']:.2f} "
+                      f"(AUROC {summary['pi_c_auroc_inside_vs_outside']:.2f})")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input exits 2 with one line on stderr, other failures exit 1."""
     try:

@@ -73,3 +73,16 @@ def reconstruct_to_directory(decoder, dataset, generator_dir, out, method="cs", 
                     batch_size=batch_size, on_batch=write_batch, progress=progress)
     write_json(out / MANIFEST, [by_id[s] for s in ids if s in by_id])
     return {"generated": len(todo), "skipped": len(ids) - len(todo)}
+
+
+def write_images(out, ids, images: np.ndarray, pi_c: np.ndarray, method: str, seed: int, steps: int) -> None:
+    """Write ``<id>.png`` per image and a manifest (for methods without a generator: structure, knn)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for sid, img, p in zip(ids, images, pi_c):
+        name = f"{sid}.png"
+        if not (out / name).is_file():
+            _write_png(out / name, img[..., 0] if img.shape[-1] == 1 else img)
+        manifest.append({"stimulus_id": str(sid), "file": name, "pi_c": float(p), "method": method, "seed": seed, "steps": steps})
+    write_json(out / MANIFEST, manifest)

@@ -24,6 +24,11 @@ WEIGHTS_NAME = "model.safetensors"
 class PixelPrior(nn.Module):
     """eps-prediction UNet on (N, C, S, S) images in [-1, 1], conditioned on embedding tokens.
 
+    The timestep + embedding vector modulates every ResNet block by a scale and a
+    shift (FiLM, ``time_scale_shift="scale_shift"``): with the plain additive bias
+    the 1.2M-parameter prior barely used its condition on digit69 (denoising loss
+    0.0095 with the true embedding vs 0.0124 with none at t = 800).
+
     Parameters
     ----------
     image_size, channels : the pixel space (e.g. 32, 1 for digits).
@@ -37,18 +42,19 @@ class PixelPrior(nn.Module):
 
     def __init__(self, image_size: int = 32, channels: int = 1, cond_dim: int = 1280,
                  block_out_channels=(32, 64, 64), layers_per_block: int = 1, encoder: str = "efficientnet-lite0",
-                 norm_num_groups: int = 8):
+                 norm_num_groups: int = 8, time_scale_shift: str = "scale_shift"):
         super().__init__()
         from diffusers import UNet2DModel
 
         self.config = dict(image_size=image_size, channels=channels, cond_dim=cond_dim,
                            block_out_channels=list(block_out_channels), layers_per_block=layers_per_block,
-                           encoder=encoder, norm_num_groups=norm_num_groups)
+                           encoder=encoder, norm_num_groups=norm_num_groups, time_scale_shift=time_scale_shift)
         n = len(block_out_channels)
         self.unet = UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels,
                                 block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
                                 down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
-                                class_embed_type="identity", norm_num_groups=norm_num_groups)
+                                class_embed_type="identity", norm_num_groups=norm_num_groups,
+                                resnet_time_scale_shift=time_scale_shift)
         temb = self.unet.time_embedding.linear_2.out_features
         self.cond_proj = nn.Sequential(nn.Linear(cond_dim, temb), nn.SiLU(), nn.Linear(temb, temb))
         self.register_buffer("embedding_mean", torch.zeros(cond_dim))
@@ -86,7 +92,8 @@ class PixelPrior(nn.Module):
         if config.get("_class_name") != "PixelPrior":
             raise GessInputError(directory / CONFIG_NAME, "_class_name", "'PixelPrior'", repr(config.get("_class_name")))
         args = {k: config[k] for k in ("image_size", "channels", "cond_dim", "block_out_channels", "layers_per_block",
-                                       "encoder", "norm_num_groups")}
+                                       "encoder", "norm_num_groups") if k in config}
+        args["time_scale_shift"] = config.get("time_scale_shift", "default")
         model = cls(**args)
         model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
         return model.eval()

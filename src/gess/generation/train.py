@@ -111,8 +111,7 @@ def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, enc
     model.embedding_mean.copy_(mean)
     model.embedding_std.copy_(std)
     cond = model.normalize(cond)
-    ema = PixelPrior(**{k: model.config[k] for k in ("image_size", "channels", "cond_dim", "block_out_channels",
-                                                      "layers_per_block", "encoder", "norm_num_groups")})
+    ema = PixelPrior(**model.config)
     ema.load_state_dict(model.state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.learning_rate, weight_decay=0.0)
     scheduler = default_scheduler()
