@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--prior", default="runs/digit69-prior")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--tune", action="store_true")
+    ap.add_argument("--guidance-scale", type=float, default=1.0)
     ap.add_argument("--cs-lowpass", type=float, default=2.0)
     ap.add_argument("--cs-fraction", type=float, default=0.9)
     ap.add_argument("--figure", default="docs/figures/digit69_methods.png")
@@ -78,7 +79,7 @@ def main():
     backend = PixelBackend.from_pretrained(args.prior)
     cs = CSOptions(lowpass_factor=args.cs_lowpass, fraction=args.cs_fraction)
     if args.tune:
-        cs, grid = tune_cs(backend, fold_outputs(ds, encoder, space), steps=args.steps)
+        cs, grid = tune_cs(backend, fold_outputs(ds, encoder, space), steps=args.steps, guidance_scale=args.guidance_scale)
         print("CS validation on held-out training folds (mean pixel correlation):")
         for r in grid:
             print(f"  lowpass x{r['lowpass_factor']:<4} fraction {r['fraction']:<4} -> {r['pixcorr']:.3f}")
@@ -96,7 +97,8 @@ def main():
     for method in ("semantic", "cs-equal", "cs", "gg"):
         t = time.time()
         enc = encoder if method == "gg" else None
-        imgs = reconstruct(backend, dec.c_prime, dec.c, dec.s, dec.pi_c, method, args.steps, cs_options=cs, gg_options=GGOptions(), encoder=enc)
+        imgs = reconstruct(backend, dec.c_prime, dec.c, dec.s, dec.pi_c, method, args.steps, args.guidance_scale,
+                           cs_options=cs, gg_options=GGOptions(), encoder=enc)
         timings[method] = time.time() - t
         rows[method] = resize_images(imgs, 28)
         columns[method] = rows[method]

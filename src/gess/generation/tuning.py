@@ -23,7 +23,7 @@ def per_image_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
-def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), fractions=(0.5, 0.7, 0.9),
+def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), fractions=(0.7, 0.9, 1.0),
             steps: int = 50, guidance_scale: float = 5.0, method: str = "cs") -> tuple[CSOptions, list[dict]]:
     """Grid search over (lowpass_factor, fraction).
 
