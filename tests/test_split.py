@@ -41,3 +41,23 @@ def test_generalized_split_is_semantically_far(imagenet_sample):
     r = generalized_split(emb, ids, method="random")
     assert len(r.test) == len(s.test)
     assert nearest_train_similarity(emb, ids, s) < nearest_train_similarity(emb, ids, r) - 0.02
+
+
+def test_split_cli_writes_json_and_picture(tmp_path):
+    from PIL import Image
+
+    from gess.cli import main
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    for i in range(24):
+        base = np.zeros((32, 32, 3), np.uint8)
+        base[..., i % 3] = 200  # three colour families
+        Image.fromarray(np.clip(base + rng.integers(0, 40, base.shape), 0, 255).astype(np.uint8)).save(tmp_path / "imgs" / f"im{i:02d}.png")
+    with pytest.raises(SystemExit) as exc:
+        main(["split", "--images", str(tmp_path / "imgs"), "--clusters", "4", "--out", str(tmp_path / "split.json")])
+    assert exc.value.code == 0
+    payload = json.loads((tmp_path / "split.json").read_text())
+    assert len(payload["train"]) + len(payload["test"]) == 24
+    assert set(payload["nearest_train_similarity"]) == {"this_split", "random_split_same_sizes"}
+    assert (tmp_path / "split.png").stat().st_size > 1000
