@@ -46,7 +46,9 @@ def reconstruct_to_directory(decoder, dataset, generator_dir, out, method="cs", 
         raise GessInputError(None, "structure", "structural predictions as blurred pixels", structure.get("name"))
     cs = CSOptions.preset(cs_preset, **(cs_overrides or {}))
     gg = GGOptions(**({"scale": gg_scale} if gg_scale is not None else {}))
+    # the decoder's fingerprint is part of the settings: a refitted decoder invalidates its images
     settings = {"method": method, "steps": steps, "guidance_scale": guidance_scale, "generator": str(generator_dir),
+                "decoder": decoder.metadata_.get("fingerprint") or decoder.get_params(),
                 "cs": cs.to_dict() if method in ("cs", "cs-equal") else None, "gg": gg.to_dict() if method == "gg" else None}
     manifest = read_json(out / MANIFEST) if (out / MANIFEST).is_file() else []
     by_id = {m["stimulus_id"]: m for m in manifest}
@@ -76,13 +78,15 @@ def reconstruct_to_directory(decoder, dataset, generator_dir, out, method="cs", 
 
 
 def write_images(out, ids, images: np.ndarray, pi_c: np.ndarray, method: str, seed: int, steps: int) -> None:
-    """Write ``<id>.png`` per image and a manifest (for methods without a generator: structure, knn)."""
+    """Write ``<id>.png`` per image and a manifest (for methods without a generator: structure, knn).
+
+    These cost nothing to make, so they are always rewritten (atomically) and never stale.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = []
     for sid, img, p in zip(ids, images, pi_c):
         name = f"{sid}.png"
-        if not (out / name).is_file():
-            _write_png(out / name, img[..., 0] if img.shape[-1] == 1 else img)
+        _write_png(out / name, img[..., 0] if img.shape[-1] == 1 else img)
         manifest.append({"stimulus_id": str(sid), "file": name, "pi_c": float(p), "method": method, "seed": seed, "steps": steps})
     write_json(out / MANIFEST, manifest)
