@@ -83,12 +83,18 @@ def run(images, ids, emb, snr, seed, n_test_each=100, test_repeats=1, tuning_wid
     return rows, ident, (len(split.train), len(split.test), len(train))
 
 
-def main():
+def simulation_arguments() -> argparse.ArgumentParser:
+    """The arguments every imagenet-sample simulation benchmark takes."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/imagenet-sample")
     ap.add_argument("--cache", default="/tmp/gess_imagenet_sample_effnet.npz")
     ap.add_argument("--snr", type=float, default=1.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    return ap
+
+
+def main():
+    ap = simulation_arguments()
     ap.add_argument("--test-repeats", type=int, default=1)
     ap.add_argument("--tuning-width", type=float, default=0.5)
     args = ap.parse_args()

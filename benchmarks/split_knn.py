@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gate_auroc import cached_embeddings  # noqa: E402
+from gate_auroc import cached_embeddings, simulation_arguments  # noqa: E402
 
 from gess.baselines import knn_indices  # noqa: E402
 from gess.data.simulated import SimulatedFMRIModel, simulate_dataset  # noqa: E402
@@ -36,12 +35,7 @@ def scores(truth: np.ndarray, pred: np.ndarray, seed: int) -> tuple[float, float
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="../shared/data/imagenet-sample")
-    ap.add_argument("--cache", default="/tmp/gess_imagenet_sample_effnet.npz")
-    ap.add_argument("--snr", type=float, default=1.0)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = ap.parse_args()
+    args = simulation_arguments().parse_args()
     t0 = time.time()
     images, ids, emb = cached_embeddings(Path(args.data), Path(args.cache))
     gen = generalized_split(emb, ids, n_clusters=20, method="kernighan-lin", seed=0)

@@ -100,7 +100,7 @@ class GESSDecoder:
         self.semantic_ = SemanticDecoder(self.alpha_semantic, self.alphas, self.alignment, self.n_neighbors,
                                          self.reprojection, self.regularization, self.w_c, self.device)
         # alpha chosen first (if a grid is given) so the cross-fitted predictions use it
-        alpha_c = Ridge(self.alpha_semantic, self.alphas, device=self.device).fit(z, embeddings).alpha_ if self.alphas else self.alpha_semantic
+        alpha_c = Ridge(self.alpha_semantic, self.alphas, device=self.device).select_alpha(z, embeddings)
         self.semantic_.alpha, self.semantic_.alphas = alpha_c, None
         cross = cross_fitted_predictions(z, embeddings, alpha_c, self.cv_folds, self.device)
         self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross)

@@ -52,14 +52,21 @@ class Ridge:
         self.cv = cv
         self.device = device
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "Ridge":
+    def _tensors(self, X, Y) -> tuple[torch.Tensor, torch.Tensor]:
         X_t = torch.as_tensor(np.asarray(X), dtype=torch.float64, device=self.device)
-        Y_t = torch.as_tensor(np.asarray(Y), dtype=torch.float64, device=self.device).reshape(len(X_t), -1)
+        return X_t, torch.as_tensor(np.asarray(Y), dtype=torch.float64, device=self.device).reshape(len(X_t), -1)
+
+    def select_alpha(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """The regularisation ``fit`` would use (CV over ``alphas`` when given), without the final fit."""
         if self.alphas is not None and len(self.alphas) > 1:
+            X_t, Y_t = self._tensors(X, Y)
             self.cv_scores_ = self._cross_validate(X_t, Y_t, torch.as_tensor(self.alphas, dtype=torch.float64, device=self.device))
-            self.alpha_ = float(np.asarray(self.alphas)[int(np.argmax(self.cv_scores_))])
-        else:
-            self.alpha_ = float(self.alphas[0] if self.alphas is not None else self.alpha)
+            return float(np.asarray(self.alphas)[int(np.argmax(self.cv_scores_))])
+        return float(self.alphas[0] if self.alphas is not None else self.alpha)
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> "Ridge":
+        self.alpha_ = self.select_alpha(X, Y)
+        X_t, Y_t = self._tensors(X, Y)
         x_mean, y_mean = X_t.mean(0), Y_t.mean(0)
         W = solve_ridge_svd(X_t - x_mean, Y_t - y_mean, torch.tensor([self.alpha_], dtype=torch.float64, device=self.device))[0]
         self.coef_ = W.float().cpu().numpy()

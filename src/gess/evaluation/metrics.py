@@ -67,6 +67,14 @@ def correlation_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 1.0 - np.diag(correlation_matrix(a, b))
 
 
+def _embed(encoder, images: torch.Tensor) -> np.ndarray:
+    """Encoder features of [0, 1] images, cached by content (ground truths recur across methods)."""
+    from gess.cache import cached_array, fingerprint
+
+    pixels = np.rint(images.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    return cached_array("evaluation", fingerprint(pixels, encoder.config()), lambda: encoder.encode(pixels))
+
+
 def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: str = "mindeye", encoder=None,
              weights_dir=None, trials: int = 10, seed: int = 0, networks: dict | None = None, clip_encoder=None) -> dict:
     """All metrics of a protocol, with per-sample values.
@@ -107,8 +115,7 @@ def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: st
     per["twoway_sam"] = two_way_random(spectral_angle(r_gt_res, gt.numpy()), trials, seed)
     emb_encoder = clip_encoder or encoder
     if emb_encoder is not None:
-        eg = emb_encoder.encode(np.rint(gt.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8))
-        er = emb_encoder.encode(np.rint(rec.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8))
+        eg, er = _embed(emb_encoder, gt), _embed(emb_encoder, rec)
         per["twoway_embedding"] = two_way_random(cosine_distance_matrix(er, eg), trials, seed)
     else:
         unavailable["twoway_embedding"] = "no embedding encoder given"
@@ -125,8 +132,7 @@ def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: st
             fg, fr = net.features(model, base_gt, size), net.features(model, base_rec, size)
             per[name] = two_way_all_pairs(fg, fr) if net.kind == "twoway" else correlation_distance(fg, fr)
         if clip_encoder is not None:
-            cg = clip_encoder.encode(np.rint(base_gt.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8))
-            cr = clip_encoder.encode(np.rint(base_rec.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8))
+            cg, cr = _embed(clip_encoder, base_gt), _embed(clip_encoder, base_rec)
             per["clip"] = two_way_all_pairs(cg, cr)
         else:
             unavailable["clip"] = ("CLIP ViT-L/14 weights not found in the Hugging Face cache; "
