@@ -7,7 +7,7 @@ Prints per method the mean per-image pixel correlation and SSIM (Gaussian,
 sigma 1.5, grey, at the stimuli's 28 px), the digit shown (logistic regression on
 the 90 training stimuli) and the mean pi_c, and saves the grid
 (stimulus, structure, semantic, cs-equal, cs, gg) to docs/figures/.
-With --tune, the CS low-pass factor and substituted share of steps are chosen
+With --tune, the CS low-pass factor, substituted share of steps and floor on pi_s are chosen
 on held-out folds of the training data (5 folds of 18), never on the test set.
 """
 from __future__ import annotations
@@ -66,8 +66,13 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--tune", action="store_true")
     ap.add_argument("--guidance-scale", type=float, default=1.0)
-    ap.add_argument("--cs-lowpass", type=float, default=2.0)
+    ap.add_argument("--cs-lowpass", type=float, default=1.5)
     ap.add_argument("--cs-fraction", type=float, default=0.9)
+    ap.add_argument("--cs-min-structure", type=float, default=0.0)
+    ap.add_argument("--tune-lowpass", type=float, nargs="+", default=[1.5, 2.0])
+    ap.add_argument("--tune-fraction", type=float, nargs="+", default=[0.9, 1.0])
+    ap.add_argument("--tune-min-structure", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds; the figures are their means")
     ap.add_argument("--figure", default="docs/figures/digit69_methods.png")
     args = ap.parse_args()
     t0 = time.time()
@@ -77,42 +82,56 @@ def main():
     model = api.fit(ds, encoder, structural_space=space)
     dec, ids = api.decode(model, ds)
     backend = PixelBackend.from_pretrained(args.prior)
-    cs = CSOptions(lowpass_factor=args.cs_lowpass, fraction=args.cs_fraction)
+    cs = CSOptions(lowpass_factor=args.cs_lowpass, fraction=args.cs_fraction, min_structure_weight=args.cs_min_structure)
+    grid = []
     if args.tune:
-        cs, grid = tune_cs(backend, fold_outputs(ds, encoder, space), steps=args.steps, guidance_scale=args.guidance_scale)
+        cs, grid = tune_cs(backend, fold_outputs(ds, encoder, space), args.tune_lowpass, args.tune_fraction, args.steps,
+                           args.guidance_scale, min_structure_weights=args.tune_min_structure)
         print("CS validation on held-out training folds (mean pixel correlation):")
         for r in grid:
-            print(f"  lowpass x{r['lowpass_factor']:<4} fraction {r['fraction']:<4} -> {r['pixcorr']:.3f}")
-        print(f"chosen: lowpass x{cs.lowpass_factor}, fraction {cs.fraction}")
+            print(f"  lowpass x{r['lowpass_factor']:<4} fraction {r['fraction']:<4} "
+                  f"min pi_s {r['min_structure_weight']:<4} -> {r['pixcorr']:.3f}")
+        print(f"chosen: {cs.to_dict()}")
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(max_iter=2000).fit(grey(ds.train.images).reshape(90, -1), ds.train.labels)
     gt = ds.test.images
     labels = ds.test.labels
-    columns = {"stimulus": gt, "structure": np.clip(dec.s, 0, 1)}
-    rows = {}
+
+    def measure(imgs):
+        pred = clf.predict(grey(imgs).reshape(len(imgs), -1))
+        return (per_image_correlation(grey(imgs), grey(gt)).mean(), ssim28(gt, imgs).mean(), int((pred == labels).sum()))
+
     s28 = np.rint(np.clip(dec.s, 0, 1) * 255).astype(np.uint8)
-    rows["structure (ridge)"] = s28
+    per_seed = {"structure (ridge)": [measure(s28)]}
+    columns = {"stimulus": gt, "structure": np.clip(dec.s, 0, 1)}
     timings = {}
     for method in ("semantic", "cs-equal", "cs", "gg"):
         t = time.time()
         enc = encoder if method == "gg" else None
-        imgs = reconstruct(backend, dec.c_prime, dec.c, dec.s, dec.pi_c, method, args.steps, args.guidance_scale,
-                           cs_options=cs, gg_options=GGOptions(), encoder=enc)
-        timings[method] = time.time() - t
-        rows[method] = resize_images(imgs, 28)
-        columns[method] = rows[method]
-    print(f"\n{'method':18s} {'pixcorr':>8s} {'SSIM':>6s} {'right digit':>12s}  seconds")
+        per_seed[method] = []
+        for seed in args.seeds:
+            imgs = reconstruct(backend, dec.c_prime, dec.c, dec.s, dec.pi_c, method, args.steps, args.guidance_scale,
+                               seed=seed * 1000, cs_options=cs, gg_options=GGOptions(), encoder=enc)
+            imgs = resize_images(imgs, 28)
+            per_seed[method].append(measure(imgs))
+            if seed == args.seeds[0]:
+                columns[method] = imgs
+        timings[method] = (time.time() - t) / len(args.seeds)
+    print(f"\nmean over seeds {args.seeds} (right digit: total over seeds)")
+    print(f"{'method':18s} {'pixcorr':>8s} {'(min..max)':>14s} {'SSIM':>6s} {'right digit':>12s}  s/seed")
     summary = {}
-    for name, imgs in rows.items():
-        r = per_image_correlation(grey(imgs), grey(gt))
-        s = ssim28(gt, imgs)
-        pred = clf.predict(grey(imgs).reshape(len(imgs), -1))
-        summary[name] = {"pixcorr": float(r.mean()), "ssim": float(s.mean()), "right_digit": int((pred == labels).sum())}
-        print(f"{name:18s} {r.mean():8.3f} {s.mean():6.3f} {int((pred == labels).sum()):>9d}/10  {timings.get(name, 0):.1f}")
+    for name, rows in per_seed.items():
+        r, s, right = (np.array(col) for col in zip(*rows))
+        summary[name] = {"pixcorr": float(r.mean()), "pixcorr_per_seed": r.tolist(), "ssim": float(s.mean()),
+                         "right_digit": int(right.sum()), "out_of": 10 * len(rows)}
+        print(f"{name:18s} {r.mean():8.3f} {f'({r.min():.3f}..{r.max():.3f})':>14s} {s.mean():6.3f} "
+              f"{int(right.sum()):>6d}/{10 * len(rows):<5d}  {timings.get(name, 0):.1f}")
     print(f"pi_c per test sample: {np.round(dec.pi_c, 2).tolist()}")
     save_grid(columns, args.figure, row_labels=[f"{'six' if l == 1 else 'nine'} pi_c {p:.2f}" for l, p in zip(labels, dec.pi_c)])
-    Path(args.figure).with_suffix(".json").write_text(json.dumps({"summary": summary, "cs": cs.to_dict(), "pi_c": dec.pi_c.tolist()}, indent=2))
+    Path(args.figure).with_suffix(".json").write_text(json.dumps(
+        {"prior": str(args.prior), "seeds": args.seeds, "guidance_scale": args.guidance_scale, "summary": summary,
+         "cs": cs.to_dict(), "tuning": grid, "pi_c": dec.pi_c.tolist()}, indent=2))
     print(f"grid -> {args.figure}; wall time {time.time() - t0:.0f} s")
 
 

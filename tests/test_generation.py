@@ -121,6 +121,24 @@ def test_reconstruct_shapes_and_batch_independence(backend, method):
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+def test_structure_floor_of_gated_cs(backend):
+    from gess.generation.cs import gated_structure_weight
+
+    pi_c = np.array([0.0, 0.6, 0.95, 1.0], np.float32)
+    assert np.allclose(gated_structure_weight(pi_c), 1 - pi_c)
+    assert np.allclose(gated_structure_weight(pi_c, 0.2), [1.0, 0.4, 0.2, 0.2])
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(2, 8)).astype(np.float32)
+    s = rng.random((2, 16, 16, 1)).astype(np.float32)
+    certain = np.ones(2, np.float32)
+    run = lambda method, floor: reconstruct(backend, c, c, s, certain, method, steps=4,
+                                            cs_options=CSOptions(min_structure_weight=floor))
+    # pi_c = 1: the paper's gated CS is semantic sampling; a floor of 0.5 makes it cs-equal, bit for bit.
+    assert np.array_equal(run("cs", 0.0), run("semantic", 0.0))
+    assert np.array_equal(run("cs", 0.5), run("cs-equal", 0.0))
+    assert np.array_equal(run("cs-equal", 0.3), run("cs-equal", 0.0))  # the floor is the gated method's only
+
+
 def test_prior_save_load_roundtrip(backend, tmp_path):
     backend.prior.save_pretrained_files(tmp_path / "p")
     loaded = PixelBackend.from_pretrained(tmp_path / "p")
@@ -141,3 +159,17 @@ def test_prior_training_resumes(tmp_path):
     full = train_prior(imgs, emb, tmp_path / "b", "enc", opts, progress=False)
     assert (full / "model.safetensors").is_file() and not (full / "checkpoint").exists()
     PixelBackend.from_pretrained(full)
+
+
+def test_tune_cs_tries_the_whole_grid_and_returns_the_best(backend):
+    from gess.generation.tuning import tune_cs
+
+    rng = np.random.default_rng(1)
+    folds = [{"c_prime": rng.normal(size=(2, 8)).astype(np.float32), "c": rng.normal(size=(2, 8)).astype(np.float32),
+              "s": rng.random((2, 16, 16, 1)).astype(np.float32), "pi_c": np.array([0.3, 1.0], np.float32),
+              "target": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)} for _ in range(2)]
+    best, grid = tune_cs(backend, folds, lowpass_factors=(2.0,), fractions=(0.5, 1.0), steps=4, guidance_scale=1.0,
+                         min_structure_weights=(0.0, 0.5))
+    assert len(grid) == 4 and len({(r["fraction"], r["min_structure_weight"]) for r in grid}) == 4
+    top = max(grid, key=lambda r: r["pixcorr"])
+    assert (best.fraction, best.min_structure_weight) == (top["fraction"], top["min_structure_weight"])

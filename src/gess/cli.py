@@ -249,6 +249,8 @@ def reconstruct(
     cs_lowpass: Optional[float] = typer.Option(None, "--cs-lowpass", help="low-pass resize factor of F_s"),
     cs_fraction: Optional[float] = typer.Option(None, "--cs-fraction", help="share of steps that substitute"),
     cs_tau: Optional[float] = typer.Option(None, "--cs-tau", help="temporal decay of the CS weight"),
+    cs_min_structure: Optional[float] = typer.Option(None, "--cs-min-structure",
+                                                     help="floor on the gated structural weight pi_s of `cs`"),
     gg_scale: Optional[float] = typer.Option(None, "--gg-scale", help="gradient guidance scale"),
     device: str = typer.Option("cpu", "--device"),
 ):
@@ -261,7 +263,8 @@ def reconstruct(
     dataset = load_dataset(data, format)
     done = reconstruct_to_directory(decoder, dataset, generator, out, method=method, steps=steps, seed=seed,
                                     guidance_scale=guidance_scale, batch_size=batch_size, cs_preset=cs_preset,
-                                    cs_overrides=dict(lowpass_factor=cs_lowpass, fraction=cs_fraction, tau=cs_tau),
+                                    cs_overrides=dict(lowpass_factor=cs_lowpass, fraction=cs_fraction, tau=cs_tau,
+                                                     min_structure_weight=cs_min_structure),
                                     gg_scale=gg_scale, device=device)
     _console().print(f"[green]{done['generated']} generated, {done['skipped']} already there[/green] -> {out}")
 

@@ -3,7 +3,11 @@
     z_{t-1} = z_{t-1,c} - w_i * F_s(z_{t-1,c}) + w_i * F_s(z_{t-1,s})
 
 with w_i = pi_s * exp(-tau * i) during the first ``fraction`` of the steps and 0
-after. ``PRESETS`` names the paper's equation (every step, no decay, reference
+after. For the gated method, ``min_structure_weight`` keeps pi_s from falling
+below a floor (``gated_structure_weight``): the conformal pi_c of the most typical
+samples reaches 1, which would switch CS off and leave the pixels to the decoded
+semantics alone (measured on digit69's held-out training folds: pixel correlation
+0.46 for semantics alone against 0.73 with any pi_s >= 0.3). ``PRESETS`` names the paper's equation (every step, no decay, reference
 noised to t-1) and the authors' released behaviour (factor-6 low-pass, first 5%
 of steps, tau 0.5, reference noised to the current t).
 """
@@ -29,6 +33,7 @@ class CSOptions:
     fraction: float = 1.0       # share of the steps (from the noisiest) that substitute
     tau: float = 0.0            # temporal decay of the weight
     noise_at: str = "previous"  # reference noised to t-1 ("previous", the paper) or t ("current", released)
+    min_structure_weight: float = 0.0  # floor on the gated pi_s (0: the paper's pi_s = 1 - pi_c)
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "CSOptions":
@@ -36,6 +41,12 @@ class CSOptions:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def gated_structure_weight(pi_c, min_structure_weight: float = 0.0) -> np.ndarray:
+    """pi_s = max(floor, 1 - pi_c): the gate's structural weight, never below the floor."""
+    pi_s = 1.0 - np.asarray(pi_c, np.float32)
+    return np.maximum(np.float32(min_structure_weight), pi_s)
 
 
 class ComponentSubstitution:

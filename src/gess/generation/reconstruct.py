@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from gess.errors import GessInputError
-from gess.generation.cs import ComponentSubstitution, CSOptions
+from gess.generation.cs import ComponentSubstitution, CSOptions, gated_structure_weight
 from gess.generation.gg import GGOptions, GradientGuidance
 from gess.generation.sampling import sample
 
@@ -29,11 +29,13 @@ def structure_to_space(backend, structure: np.ndarray) -> torch.Tensor:
         return backend.from_images(x)
 
 
-def method_pi_s(method: str, pi_c: np.ndarray) -> np.ndarray:
+def method_pi_s(method: str, pi_c: np.ndarray, cs_options: CSOptions | None = None) -> np.ndarray:
     if method == "semantic":
         return np.zeros_like(pi_c)
     if method == "cs-equal":
         return np.full_like(pi_c, 0.5)
+    if method == "cs":
+        return gated_structure_weight(pi_c, (cs_options or CSOptions()).min_structure_weight)
     return 1.0 - pi_c
 
 
@@ -59,7 +61,7 @@ def reconstruct(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.ndarr
     n = len(c_prime)
     seeds = list(seeds) if seeds is not None else [seed + i for i in range(n)]
     pi_c = np.asarray(pi_c, np.float32)
-    pi_s = method_pi_s(method, pi_c)
+    pi_s = method_pi_s(method, pi_c, cs_options)
     out = np.zeros((n,) + _image_shape(backend), np.uint8)
     batches = [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     from gess.progress import progress_bar

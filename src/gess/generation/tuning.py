@@ -24,8 +24,9 @@ def per_image_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), fractions=(0.7, 0.9, 1.0),
-            steps: int = 50, guidance_scale: float = 5.0, method: str = "cs") -> tuple[CSOptions, list[dict]]:
-    """Grid search over (lowpass_factor, fraction).
+            steps: int = 50, guidance_scale: float = 5.0, method: str = "cs",
+            min_structure_weights=(0.0,)) -> tuple[CSOptions, list[dict]]:
+    """Grid search over (lowpass_factor, fraction, min_structure_weight).
 
     ``fold_outputs``: per fold a dict with c_prime, c, s, pi_c of held-out training
     samples and their true images ``target`` (uint8, any size). Returns the best
@@ -34,8 +35,8 @@ def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), 
     from gess.data.images import resize_images
 
     results = []
-    for factor, fraction in itertools.product(lowpass_factors, fractions):
-        opts = CSOptions(lowpass_factor=factor, fraction=fraction)
+    for factor, fraction, floor in itertools.product(lowpass_factors, fractions, min_structure_weights):
+        opts = CSOptions(lowpass_factor=factor, fraction=fraction, min_structure_weight=floor)
         scores = []
         for fold in fold_outputs:
             imgs = reconstruct(backend, fold["c_prime"], fold["c"], fold["s"], fold["pi_c"], method, steps, guidance_scale,
@@ -43,6 +44,8 @@ def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), 
             target = fold["target"]
             imgs = resize_images(imgs, target.shape[1]).astype(np.float32).mean(-1)
             scores.append(per_image_correlation(imgs, target.astype(np.float32).mean(-1)))
-        results.append({"lowpass_factor": factor, "fraction": fraction, "pixcorr": float(np.mean(np.concatenate(scores)))})
+        results.append({"lowpass_factor": factor, "fraction": fraction, "min_structure_weight": floor,
+                        "pixcorr": float(np.mean(np.concatenate(scores)))})
     best = max(results, key=lambda r: r["pixcorr"])
-    return CSOptions(lowpass_factor=best["lowpass_factor"], fraction=best["fraction"]), results
+    return CSOptions(lowpass_factor=best["lowpass_factor"], fraction=best["fraction"],
+                     min_structure_weight=best["min_structure_weight"]), results
