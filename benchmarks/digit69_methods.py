@@ -1,7 +1,7 @@
 """digit69 (real fMRI): the paper's four methods with the pixel prior, against the structural decoder.
 
-    gess prior train --images ../shared/data/digit69/digit69_28x28.mat --out runs/digit69-prior
-    python benchmarks/digit69_methods.py --prior runs/digit69-prior [--tune]
+    gess prior train --images ../shared/data/digit69/digit69_28x28.mat --out runs/digit69-prior --steps 2400
+    python benchmarks/digit69_methods.py --prior runs/digit69-prior --tune --seeds 0 1 2
 
 Prints per method the mean per-image pixel correlation and SSIM (Gaussian,
 sigma 1.5, grey, at the stimuli's 28 px), the digit shown (logistic regression on
