@@ -26,7 +26,8 @@ from gess.encoders import StructuralSpace, get_encoder
 from gess.evaluation.metrics import ssim as suite_ssim
 from gess.generation import CSOptions, GGOptions, reconstruct
 from gess.generation.backends import PixelBackend
-from gess.generation.tuning import per_image_correlation, tune_cs
+from gess.evaluation.identification import paired_correlation
+from gess.generation.tuning import tune_cs
 from gess.report.figures import save_grid
 
 
@@ -100,7 +101,7 @@ def main():
 
     def measure(imgs):
         pred = clf.predict(grey(imgs).reshape(len(imgs), -1))
-        return (per_image_correlation(grey(imgs), grey(gt)).mean(), ssim28(gt, imgs).mean(), int((pred == labels).sum()))
+        return (paired_correlation(grey(imgs), grey(gt)).mean(), ssim28(gt, imgs).mean(), int((pred == labels).sum()))
 
     s28 = np.rint(np.clip(dec.s, 0, 1) * 255).astype(np.uint8)
     per_seed = {"structure (ridge)": [measure(s28)]}

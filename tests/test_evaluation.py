@@ -112,3 +112,12 @@ def test_knn_baseline_returns_nearest_images():
     imgs = np.arange(10)[:, None, None, None] * np.ones((10, 2, 2, 1), np.uint8)
     out, idx = knn_reconstruct(emb[[3, 7]] + 0.01, emb, imgs)
     assert idx.tolist() == [3, 7] and out[0, 0, 0, 0] == 3
+
+
+def test_paired_correlation_is_the_diagonal_of_the_correlation_matrix():
+    from gess.evaluation import correlation_matrix, paired_correlation
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 3, 4)), rng.normal(size=(5, 12))
+    assert np.allclose(paired_correlation(a, b), np.diag(correlation_matrix(a, b)))
+    assert np.allclose(paired_correlation(a, 2 * a + 1), 1.0)

@@ -4,15 +4,20 @@ from __future__ import annotations
 import numpy as np
 
 
+def _unit_centred_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    x = x - x.mean(1, keepdims=True)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def correlation_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation between every row of ``a`` and every row of ``b``: (len(a), len(b))."""
-    a = np.asarray(a, np.float64).reshape(len(a), -1)
-    b = np.asarray(b, np.float64).reshape(len(b), -1)
-    a = a - a.mean(1, keepdims=True)
-    b = b - b.mean(1, keepdims=True)
-    a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return a @ b.T
+    return _unit_centred_rows(a) @ _unit_centred_rows(b).T
+
+
+def paired_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation between row i of ``a`` and row i of ``b``: (len(a),)."""
+    return (_unit_centred_rows(a) * _unit_centred_rows(b)).sum(1)
 
 
 def two_way_all_pairs(ground_truth_features: np.ndarray, reconstruction_features: np.ndarray) -> np.ndarray:

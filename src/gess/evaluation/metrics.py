@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gess.evaluation.identification import correlation_matrix, two_way_all_pairs, two_way_random
+from gess.evaluation.identification import paired_correlation, two_way_all_pairs, two_way_random
 from gess.evaluation.networks import SUITE, load_network, unavailable_reason
 
 PROTOCOLS = ("paper", "mindeye", "brain-diffuser")
@@ -27,7 +27,7 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def pixcorr(gt: torch.Tensor, rec: torch.Tensor) -> np.ndarray:
     """Per-sample Pearson r over all flattened RGB values (inputs already at the protocol's size)."""
-    return np.diag(correlation_matrix(gt.flatten(1).numpy(), rec.flatten(1).numpy())).copy()
+    return paired_correlation(gt.flatten(1).numpy(), rec.flatten(1).numpy())
 
 
 def ssim(gt: torch.Tensor, rec: torch.Tensor) -> np.ndarray:
@@ -64,7 +64,7 @@ def cosine_distance_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def correlation_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """scipy's correlation distance between paired rows."""
-    return 1.0 - np.diag(correlation_matrix(a, b))
+    return 1.0 - paired_correlation(a, b)
 
 
 def _embed(encoder, images: torch.Tensor) -> np.ndarray:

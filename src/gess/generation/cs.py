@@ -7,9 +7,11 @@ after. For the gated method, ``min_structure_weight`` keeps pi_s from falling
 below a floor (``gated_structure_weight``): the conformal pi_c of the most typical
 samples reaches 1, which would switch CS off and leave the pixels to the decoded
 semantics alone (measured on digit69's held-out training folds: pixel correlation
-0.46 for semantics alone against 0.73 with any pi_s >= 0.3). ``PRESETS`` names the paper's equation (every step, no decay, reference
-noised to t-1) and the authors' released behaviour (factor-6 low-pass, first 5%
-of steps, tau 0.5, reference noised to the current t).
+0.46 for semantics alone against 0.73 with any pi_s >= 0.3).
+
+``PRESETS`` names the paper's equation (every step, no decay, reference noised
+to t-1) and the authors' released behaviour (factor-6 low-pass, first 5% of
+steps, tau 0.5, reference noised to the current t).
 """
 from __future__ import annotations
 

@@ -11,16 +11,9 @@ import itertools
 
 import numpy as np
 
+from gess.evaluation.identification import paired_correlation
 from gess.generation.cs import CSOptions
 from gess.generation.reconstruct import reconstruct
-
-
-def per_image_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    a = a - a.mean(1, keepdims=True)
-    b = b - b.mean(1, keepdims=True)
-    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), fractions=(0.7, 0.9, 1.0),
@@ -43,7 +36,7 @@ def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), 
                                seeds=list(range(len(fold["c"]))), cs_options=opts)
             target = fold["target"]
             imgs = resize_images(imgs, target.shape[1]).astype(np.float32).mean(-1)
-            scores.append(per_image_correlation(imgs, target.astype(np.float32).mean(-1)))
+            scores.append(paired_correlation(imgs, target.astype(np.float32).mean(-1)))
         results.append({"lowpass_factor": factor, "fraction": fraction, "min_structure_weight": floor,
                         "pixcorr": float(np.mean(np.concatenate(scores)))})
     best = max(results, key=lambda r: r["pixcorr"])
