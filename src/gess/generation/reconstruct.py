@@ -62,7 +62,7 @@ def reconstruct(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.ndarr
     seeds = list(seeds) if seeds is not None else [seed + i for i in range(n)]
     pi_c = np.asarray(pi_c, np.float32)
     pi_s = method_pi_s(method, pi_c, cs_options)
-    out = np.zeros((n,) + _image_shape(backend), np.uint8)
+    parts = []
     batches = [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     from gess.progress import progress_bar
 
@@ -79,10 +79,13 @@ def reconstruct(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.ndarr
         z = sample(backend, cond, [seeds[i] for i in idx], steps, guidance_scale, substitution=substitution, guidance=guidance)
         with torch.no_grad():
             imgs = backend.to_images(z).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
-        out[idx] = np.rint(imgs * 255).astype(np.uint8)
+        batch = np.rint(imgs * 255).astype(np.uint8)
+        batch = np.ascontiguousarray(np.broadcast_to(batch, batch.shape[:3] + (3,)))
+        parts.append(batch)
         if on_batch is not None:
-            on_batch(idx, out[idx])
-    return out
+            on_batch(idx, batch)
+    # The empty case probes the decoder for the image size; otherwise the batches give it.
+    return np.concatenate(parts) if parts else np.zeros((0,) + _image_shape(backend), np.uint8)
 
 
 def _image_shape(backend) -> tuple[int, int, int]:
