@@ -38,8 +38,6 @@ def reconstruct_to_directory(decoder, dataset, generator_dir, out, method="cs", 
     from gess.generation.backends import load_backend
 
     out = Path(out)
-    backend = load_backend(generator_dir, device=device)
-    _check_encoders(decoder, backend)
     decoded, ids = api.decode(decoder, dataset)
     structure = decoder.metadata_.get("structure", {})
     if structure.get("name", "pixels") != "pixels":
@@ -67,7 +65,9 @@ def reconstruct_to_directory(decoder, dataset, generator_dir, out, method="cs", 
                              "seed": seeds[i], "steps": steps, "settings": settings}
         write_json(out / MANIFEST, [by_id[s] for s in ids if s in by_id])
 
-    if todo:
+    if todo:  # a finished directory never loads the generator's weights
+        backend = load_backend(generator_dir, device=device)
+        _check_encoders(decoder, backend)
         idx = np.array(todo)
         encoder = get_encoder(backend.encoder_name, device=device) if method == "gg" else None
         reconstruct(backend, decoded.c_prime[idx], decoded.c[idx], decoded.s[idx], decoded.pi_c[idx], method, steps,
