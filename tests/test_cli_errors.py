@@ -111,3 +111,20 @@ def test_fit_decode_resume(tmp_path, capsys):
     assert z["s"].shape == (5, 8, 8, 1)
     assert z["stimulus_ids"].tolist() == [f"test-{i:04d}" for i in range(5)]
     assert ((z["pi_c"] > 0) & (z["pi_c"] <= 1)).all()
+
+
+@pytest.mark.parametrize("problem", ["no generator", "unknown method"])
+def test_reconstruct_bad_input_writes_nothing(tmp_path, capsys, problem):
+    path = tmp_path / "x.mat"
+    write_mat(path, n_train=20, n_test=5)
+    model = tmp_path / "m"
+    assert run_cli(["fit", "--data", path, "--out", model], capsys)[0] == 0
+    out = tmp_path / "r"
+    if problem == "no generator":
+        args, needles = ["--generator", tmp_path / "no-prior"], [str(tmp_path / "no-prior"), "gess prior train"]
+    else:
+        (tmp_path / "prior").mkdir()
+        args, needles = ["--generator", tmp_path / "prior", "--method", "cs-plus"], ["method", "semantic, cs-equal, cs, gg", "cs-plus"]
+    code, err = run_cli(["reconstruct", "--model", model, "--data", path, "--out", out, *args], capsys)
+    assert_one_line_error(code, err, *needles)
+    assert not out.exists()

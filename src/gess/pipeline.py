@@ -37,6 +37,10 @@ def reconstruct_to_directory(decoder, dataset, generator_dir, out, method="cs", 
     from gess.generation import CSOptions, GGOptions, reconstruct
     from gess.generation.backends import load_backend
 
+    from gess.generation.reconstruct import METHODS
+
+    if method not in METHODS:
+        raise GessInputError(None, "method", f"one of {', '.join(METHODS)}", repr(method))
     out = Path(out)
     decoded, ids = api.decode(decoder, dataset)
     structure = decoder.metadata_.get("structure", {})
@@ -54,6 +58,10 @@ def reconstruct_to_directory(decoder, dataset, generator_dir, out, method="cs", 
     todo = [i for i, sid in enumerate(ids)
             if not (sid in by_id and (out / by_id[sid]["file"]).is_file() and by_id[sid].get("settings") == settings
                     and by_id[sid].get("seed") == seeds[i])]
+    backend = None
+    if todo:  # a finished directory never loads the generator's weights
+        backend = load_backend(generator_dir, device=device)
+        _check_encoders(decoder, backend)
     out.mkdir(parents=True, exist_ok=True)
 
     def write_batch(local_idx, images):
@@ -65,9 +73,7 @@ def reconstruct_to_directory(decoder, dataset, generator_dir, out, method="cs", 
                              "seed": seeds[i], "steps": steps, "settings": settings}
         write_json(out / MANIFEST, [by_id[s] for s in ids if s in by_id])
 
-    if todo:  # a finished directory never loads the generator's weights
-        backend = load_backend(generator_dir, device=device)
-        _check_encoders(decoder, backend)
+    if todo:
         idx = np.array(todo)
         encoder = get_encoder(backend.encoder_name, device=device) if method == "gg" else None
         reconstruct(backend, decoded.c_prime[idx], decoded.c[idx], decoded.s[idx], decoded.pi_c[idx], method, steps,
