@@ -5,7 +5,7 @@ import pytest
 
 from gess.decoding import Ridge, SemanticDecoder, StructuralDecoder, momentum_align
 from gess.decoding.semantic import reproject_lle, reproject_released
-from gess.model import GESSDecoder
+from gess.decoding import GESSDecoder
 
 from conftest import DIGIT69, needs
 
@@ -83,7 +83,9 @@ def test_estimator_contract():
 def _fitted(gate="prediction-knn", n=40, v=25, d=6):
     rng = np.random.default_rng(0)
     X, C, S = rng.normal(size=(n, v)) * 3 + 1, rng.normal(size=(n, d)), rng.random((n, 3, 3, 1))
-    return GESSDecoder(gate=gate, n_neighbors=3).fit(X, C, S, metadata={"encoder": {"name": "enc-a"}}), rng
+    from gess.encoders import EncoderSpec
+
+    return GESSDecoder(gate=gate, n_neighbors=3).fit(X, C, S, encoder=EncoderSpec("enc-a", "enc-a", d)), rng
 
 
 @pytest.mark.parametrize("gate", ["prediction-knn", "kde", "voxel-knn"])
@@ -108,6 +110,20 @@ def test_pi_c_does_not_depend_on_the_batch(gate):
     assert ((together > 0) & (together <= 1)).all()
 
 
+def test_saved_and_reloaded_decoder_keeps_every_parameter(tmp_path):
+    """get_params() comes from the signature; saving keeps all of it (gess 0.1 lost ``device``)."""
+    rng = np.random.default_rng(0)
+    X, C, S = rng.normal(size=(30, 12)), rng.normal(size=(30, 4)), rng.random((30, 2, 2, 1))
+    model = GESSDecoder(alpha_semantic=10.0, alphas=[1.0, 10.0], alignment="reference", n_neighbors=4, reprojection="lle",
+                        regularization=0.01, w_c=0.7, gate="kde", gate_options={"bandwidth": 2.0}, cv_folds=3, device="cpu")
+    model.fit(X, C, S).save(tmp_path / "m")
+    loaded = GESSDecoder.load(tmp_path / "m")
+    assert loaded.get_params() == model.get_params()
+    import inspect
+
+    assert set(model.get_params()) == set(inspect.signature(GESSDecoder).parameters)
+
+
 def test_load_rejects_other_voxels_and_encoder(tmp_path):
     from gess.errors import GessInputError
 
@@ -116,8 +132,11 @@ def test_load_rejects_other_voxels_and_encoder(tmp_path):
     loaded = GESSDecoder.load(tmp_path / "m")
     with pytest.raises(GessInputError, match="25 voxels"):
         loaded.decode(np.zeros((2, 24)))
+    from gess.encoders import EncoderSpec, check_same_encoder
+
     with pytest.raises(GessInputError, match="enc-a"):
-        loaded.check_compatible(encoder="enc-b")
+        check_same_encoder(loaded.encoder_, EncoderSpec("enc-b", "enc-b", 6), "a generator")
+    check_same_encoder(loaded.encoder_, EncoderSpec("enc-a", "/a/local/copy", 6), "a generator")  # same encoder, other source
     with pytest.raises(GessInputError, match="config.json"):
         GESSDecoder.load(tmp_path / "nothing-here")
 
@@ -126,7 +145,7 @@ def test_load_rejects_other_voxels_and_encoder(tmp_path):
 def test_digit69_structural_decoder_reaches_the_linear_bar():
     """Issue 2: mean per-image pixel correlation >= 0.78 on the 10 test digits (plain ridge: 0.787)."""
     from gess.data import load_mat
-    from gess.encoders import StructuralSpace
+    from gess.decoding import StructuralSpace
 
     ds = load_mat(DIGIT69)
     space = StructuralSpace(28, grey=True)

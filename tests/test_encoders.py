@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from gess.encoders import CLIPImageEncoder, EfficientNetLite0Encoder, StructuralSpace, get_encoder
+from gess.decoding import StructuralSpace
+from gess.encoders import CLIPImageEncoder, EfficientNetLite0Encoder, get_encoder
 from gess.errors import MissingWeightsError
 
 from conftest import IMAGENET_SAMPLE, needs

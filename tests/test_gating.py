@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gess.gating import GATES, GateInputs, calibrate, make_gate
+from gess.decoding.gating import GATES, GateInputs, calibrate, make_gate
 from gess.errors import GessInputError
 
 
@@ -46,7 +46,7 @@ def test_default_gate_separates_inside_from_outside(imagenet_sample):
     from sklearn.metrics import roc_auc_score
 
     from gess.data.simulated import SimulatedFMRIModel, simulate_dataset
-    from gess.model import GESSDecoder
+    from gess.decoding import GESSDecoder
     from gess.split import generalized_split
 
     images, ids, emb = imagenet_sample

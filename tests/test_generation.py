@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from gess.generation import ComponentSubstitution, CSOptions, GGOptions, GradientGuidance, lowpass, reconstruct, sample
-from gess.generation.backends import PixelBackend, default_scheduler
-from gess.generation.models import PixelPrior
+from gess.generation import (ComponentSubstitution, CSOptions, GGOptions, GradientGuidance, SamplingOptions, lowpass,
+                             reconstruct, sample, structure_weight)
+from gess.generation.backends import default_scheduler
+from gess.generation.backends.pixel import PixelBackend
+from gess.generation.backends.pixel import PixelPrior
 from gess.generation.sampling import previous_timestep
 
 
@@ -76,11 +78,11 @@ def test_cs_with_full_weight_at_every_step_is_ilvr(backend):
 
 def test_released_cs_schedule():
     ref = torch.zeros(2, 1, 8, 8)
-    cs = ComponentSubstitution(ref, [0.8, 0.4], CSOptions.preset("released"), steps=50)
+    cs = ComponentSubstitution(ref, [0.8, 0.4], CSOptions(preset="released"), steps=50)
     assert cs.active_steps == 2
     assert torch.allclose(cs.weight(1).flatten(), torch.tensor([0.8, 0.4]) * np.exp(-0.5))
     assert cs.weight(2) is None
-    few = ComponentSubstitution(ref, [1.0, 1.0], CSOptions.preset("released"), steps=10)
+    few = ComponentSubstitution(ref, [1.0, 1.0], CSOptions(preset="released"), steps=10)
     assert few.active_steps == 10  # int(0.05 * 10) = 0: applied at every step, as released
 
 
@@ -88,7 +90,7 @@ def test_gradient_guidance_pulls_toward_the_structure(backend):
     cond = cond_for(backend, n=2)
     ref = torch.full((2, 1, 16, 16), 0.8)
     plain = sample(backend, cond, [3, 4], steps=10)
-    gg = GradientGuidance(np.zeros(2), torch.zeros(2, 8), ref, encoder=None, to_images=backend.to_images,
+    gg = GradientGuidance(np.ones(2), np.zeros(2), torch.zeros(2, 8), ref, encoder=None, to_images=backend.to_images,
                           options=GGOptions(scale=0.2, fraction=1.0), steps=10)
     guided = sample(backend, cond, [3, 4], steps=10, guidance=gg)
     err = lambda z: (lowpass(z, 2) - lowpass(ref, 2)).pow(2).mean()
@@ -102,7 +104,7 @@ def test_gradient_guidance_semantic_term_uses_the_encoder(backend, tmp_path):
 
     enc = get_encoder(str(tiny_clip(tmp_path)))
     ref = torch.zeros(2, 1, 16, 16)
-    gg = GradientGuidance(np.ones(2), torch.randn(2, enc.dim), ref, enc, backend.to_images, GGOptions(encoder_size=32), 4)
+    gg = GradientGuidance(np.zeros(2), np.ones(2), torch.randn(2, enc.dim), ref, enc, backend.to_images, GGOptions(encoder_size=32), 4)
     z = torch.randn(2, 1, 16, 16, requires_grad=True)
     loss = gg.loss(z)
     loss.backward()
@@ -115,24 +117,24 @@ def test_reconstruct_shapes_and_batch_independence(backend, method):
     c = rng.normal(size=(3, 8)).astype(np.float32)
     s = rng.random((3, 12, 12, 1)).astype(np.float32)
     pi = np.array([0.2, 0.5, 0.9], np.float32)
-    a = reconstruct(backend, c, c, s, pi, method, steps=4, batch_size=3)
-    b = reconstruct(backend, c, c, s, pi, method, steps=4, batch_size=1)
+    a = reconstruct(backend, c, c, s, pi, method, SamplingOptions(steps=4, batch_size=3))
+    b = reconstruct(backend, c, c, s, pi, method, SamplingOptions(steps=4, batch_size=1))
     assert a.shape == (3, 16, 16, 3) and a.dtype == np.uint8
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
 def test_structure_floor_of_gated_cs(backend):
-    from gess.generation.cs import gated_structure_weight
-
     pi_c = np.array([0.0, 0.6, 0.95, 1.0], np.float32)
-    assert np.allclose(gated_structure_weight(pi_c), 1 - pi_c)
-    assert np.allclose(gated_structure_weight(pi_c, 0.2), [1.0, 0.4, 0.2, 0.2])
+    for method in ("cs", "gg"):
+        assert np.allclose(structure_weight(method, pi_c), 1 - pi_c)
+        assert np.allclose(structure_weight(method, pi_c, 0.2), [1.0, 0.4, 0.2, 0.2])
+    assert np.allclose(structure_weight("cs-equal", pi_c, 0.7), 0.5) and np.allclose(structure_weight("semantic", pi_c, 0.7), 0)
     rng = np.random.default_rng(0)
     c = rng.normal(size=(2, 8)).astype(np.float32)
     s = rng.random((2, 16, 16, 1)).astype(np.float32)
     certain = np.ones(2, np.float32)
-    run = lambda method, floor: reconstruct(backend, c, c, s, certain, method, steps=4,
-                                            cs_options=CSOptions(min_structure_weight=floor))
+    run = lambda method, floor: reconstruct(backend, c, c, s, certain, method,
+                                            SamplingOptions(steps=4, min_structure_weight=floor))
     # pi_c = 1: the paper's gated CS is semantic sampling; a floor of 0.5 makes it cs-equal, bit for bit.
     assert np.array_equal(run("cs", 0.0), run("semantic", 0.0))
     assert np.array_equal(run("cs", 0.5), run("cs-equal", 0.0))
@@ -155,10 +157,13 @@ def test_prior_training_resumes(tmp_path):
     opts = TrainOptions(steps=6, batch_size=4, image_size=16, block_out_channels=(8, 16), checkpoint_every=3)
     # interrupted run: stop after the first checkpoint
     part = TrainOptions(**{**opts.__dict__, "steps": 3, "checkpoint_every": 2})
-    train_prior(imgs, emb, tmp_path / "a", "enc", part, progress=False)
-    full = train_prior(imgs, emb, tmp_path / "b", "enc", opts, progress=False)
+    from gess.encoders import EncoderSpec
+
+    spec = EncoderSpec("enc", "enc", 5)
+    train_prior(imgs, emb, tmp_path / "a", spec, part, progress=False)
+    full = train_prior(imgs, emb, tmp_path / "b", spec, opts, progress=False)
     assert (full / "model.safetensors").is_file() and not (full / "checkpoint").exists()
-    PixelBackend.from_pretrained(full)
+    assert PixelBackend.from_pretrained(full).encoder_spec == spec
 
 
 def test_tune_cs_tries_the_whole_grid_and_returns_the_best(backend):
@@ -168,8 +173,8 @@ def test_tune_cs_tries_the_whole_grid_and_returns_the_best(backend):
     folds = [{"c_prime": rng.normal(size=(2, 8)).astype(np.float32), "c": rng.normal(size=(2, 8)).astype(np.float32),
               "s": rng.random((2, 16, 16, 1)).astype(np.float32), "pi_c": np.array([0.3, 1.0], np.float32),
               "target": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)} for _ in range(2)]
-    best, grid = tune_cs(backend, folds, lowpass_factors=(2.0,), fractions=(0.5, 1.0), steps=4, guidance_scale=1.0,
-                         min_structure_weights=(0.0, 0.5))
+    best, floor, grid = tune_cs(backend, folds, lowpass_factors=(2.0,), fractions=(0.5, 1.0),
+                                sampling=SamplingOptions(steps=4, guidance_scale=1.0), min_structure_weights=(0.0, 0.5))
     assert len(grid) == 4 and len({(r["fraction"], r["min_structure_weight"]) for r in grid}) == 4
     top = max(grid, key=lambda r: r["pixcorr"])
-    assert (best.fraction, best.min_structure_weight) == (top["fraction"], top["min_structure_weight"])
+    assert (best.fraction, floor) == (top["fraction"], top["min_structure_weight"])

@@ -10,7 +10,7 @@ def tiny_unclip(embed_dim=16, cross_dim=24):
     from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
 
-    from gess.generation.unclip import UnCLIPBackend
+    from gess.generation.backends.unclip import UnCLIPBackend
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
@@ -27,7 +27,7 @@ def tiny_unclip(embed_dim=16, cross_dim=24):
 
 def test_unclip_backend_cs_and_gg_end_to_end(tmp_path):
     from gess.encoders import get_encoder
-    from gess.generation import GGOptions, reconstruct
+    from gess.generation import GGOptions, SamplingOptions, reconstruct
     from test_encoders import tiny_clip
 
     backend = tiny_unclip()
@@ -36,13 +36,13 @@ def test_unclip_backend_cs_and_gg_end_to_end(tmp_path):
     c = rng.normal(size=(2, 16)).astype(np.float32)
     s = rng.random((2, 12, 12, 3)).astype(np.float32)
     pi = np.array([0.3, 0.8], np.float32)
-    plain = reconstruct(backend, c, c, s, pi, "semantic", steps=3)
-    cs = reconstruct(backend, c, c, s, pi, "cs", steps=3)
+    plain = reconstruct(backend, c, c, s, pi, "semantic", SamplingOptions(steps=3))
+    cs = reconstruct(backend, c, c, s, pi, "cs", SamplingOptions(steps=3))
     assert plain.shape == cs.shape == (2, 16, 16, 3) and not np.array_equal(plain, cs)
-    zero = reconstruct(backend, c, c, s, np.ones(2, np.float32), "cs", steps=3)  # pi_s = 0
+    zero = reconstruct(backend, c, c, s, np.ones(2, np.float32), "cs", SamplingOptions(steps=3))  # pi_s = 0
     assert np.array_equal(zero, plain)
     enc = get_encoder(str(tiny_clip(tmp_path)))
-    gg = reconstruct(backend, c, c, s, pi, "gg", steps=2, encoder=enc, gg_options=GGOptions(encoder_size=32))
+    gg = reconstruct(backend, c, c, s, pi, "gg", SamplingOptions(steps=2), encoder=enc, gg_options=GGOptions(encoder_size=32))
     assert gg.shape == (2, 16, 16, 3)
 
 
@@ -55,7 +55,7 @@ def test_unclip_rejects_other_embedding_sizes():
 
 def test_unclip_missing_weights(tmp_path, monkeypatch):
     from gess.errors import MissingWeightsError
-    from gess.generation.unclip import UnCLIPBackend
+    from gess.generation.backends.unclip import UnCLIPBackend
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))

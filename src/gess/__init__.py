@@ -1,5 +1,11 @@
-"""gess: generalized fMRI-to-image reconstruction (GESS, Fang, Zheng, Pan, NeurIPS 2023)."""
-__version__ = "0.1.0"
+"""gess: generalized fMRI-to-image reconstruction (GESS, Fang, Zheng, Pan, NeurIPS 2023).
+
+Data flows one way: ``gess.data`` -> ``gess.encoders`` -> ``gess.decoding`` (M_c, M_s,
+M_g) -> ``gess.generation`` (CS, GG) -> ``gess.evaluation`` -> ``gess.report``;
+``gess.stages`` is the one layer the command line and ``gess run`` call
+(docs/architecture.md).
+"""
+__version__ = "0.2.0"
 
 from gess.errors import GessInputError, MissingWeightsError  # noqa: E402
 
@@ -8,11 +14,11 @@ __all__ = ["__version__", "GessInputError", "MissingWeightsError", "fit", "decod
 
 def __getattr__(name):  # heavy stages load on first use, so `import gess` stays fast
     if name in ("fit", "decode"):
-        from gess import api
+        from gess import stages
 
-        return getattr(api, name)
+        return getattr(stages, name)
     if name == "GESSDecoder":
-        from gess.model import GESSDecoder
+        from gess.decoding import GESSDecoder
 
         return GESSDecoder
     raise AttributeError(name)

@@ -1,4 +1,4 @@
-"""The ``gess`` command line (contract: spec/cli.md). Exit 0 done, 2 bad input, 1 anything else."""
+"""The ``gess`` command line (contract: docs/cli.md). Exit 0 done, 2 bad input, 1 anything else."""
 from __future__ import annotations
 
 import sys
@@ -9,12 +9,22 @@ from typing import Optional
 import click
 import typer
 
+from gess.decoding import GESSDecoder
+from gess.decoding.structural import StructureOptions
+from gess.encoders import DEFAULT_ENCODER
 from gess.errors import GessInputError
+from gess.generation.cs import CSOptions
+from gess.generation.gg import GGOptions
+from gess.generation.methods import METHODS
+from gess.generation.sampling import SamplingOptions
+from gess.generation.train import TrainOptions
+from gess.options import flags_from
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GESS: reconstruct seen images from fMRI, and say which reconstructions to trust.")
 
 FORMAT_HELP = "auto | mat | god | nsd | folder"
+ENCODER_HELP = "efficientnet-lite0 | clip | a CLIP model directory"
 
 
 def _console():
@@ -23,63 +33,46 @@ def _console():
     return Console(stderr=True)
 
 
-def _read_config(path: Optional[Path], allowed: tuple[str, ...]) -> dict:
-    if path is None:
-        return {}
+def _read_yaml(path: Path) -> dict:
     import yaml
 
     if not path.is_file():
         raise GessInputError(path, None, "an existing YAML config file", "no such file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise GessInputError(path, None, "valid YAML", f"a parse error ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise GessInputError(path, None, "a mapping of option: value", type(data).__name__)
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise GessInputError(path, unknown[0], f"known keys ({', '.join(allowed)})", "an unknown key")
-    return data
-
-
-def _data_fingerprint(path: Path) -> list:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return [(str(f.relative_to(path.parent)), f.stat().st_size, int(f.stat().st_mtime)) for f in files[:10000]]
 
 
 @app.command()
+@flags_from(GESSDecoder, "decoder_flags")
+@flags_from(StructureOptions, "structure_flags", prefix="structure-")
 def fit(
     data: Path = typer.Option(..., "--data", help="dataset file or directory"),
     out: Path = typer.Option(..., "--out", help="model directory to write"),
     format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-    encoder: str = typer.Option("efficientnet-lite0", "--encoder", help="efficientnet-lite0 | clip | a CLIP model directory"),
+    encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help=ENCODER_HELP),
     augment: Optional[Path] = typer.Option(None, "--augment", help="folder of extra images sampling the semantic manifold"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of decoder options"),
-    structure_size: Optional[int] = typer.Option(None, "--structure-size", help="side of the structural target (px)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of GESSDecoder options (flags override it)"),
+    decoder_flags: dict = None,
+    structure_flags: dict = None,
 ):
     """Fit the semantic, structural and gating decoders; write safetensors + config.json."""
-    from gess import api
-    from gess.cache import fingerprint
+    from gess import stages
     from gess.data import load_dataset
+    from gess.data.images import load_image_folder
     from gess.encoders import get_encoder
-    from gess.io import read_json
+    from gess.options import build, validated_kwargs
 
-    options = _read_config(config, api.DECODER_OPTIONS)
-    key = fingerprint(_data_fingerprint(data), format, encoder, options, structure_size,
-                      _data_fingerprint(augment) if augment else None)
-    if (out / "config.json").is_file() and read_json(out / "config.json").get("metadata", {}).get("fingerprint") == key:
-        _console().print(f"[green]{out} is up to date[/green] (same data, encoder and options); nothing to do")
-        return
+    options = validated_kwargs(GESSDecoder, _read_yaml(config), config) if config else {}
+    options.update(decoder_flags)
+    structure = build(StructureOptions, structure_flags, "--structure-*")
     console = _console()
     enc = get_encoder(encoder)  # fail on a bad encoder before reading any data
     dataset = load_dataset(data, format)
     console.print(dataset.summary())
-    space = api.default_structural_space(dataset, structure_size)
-    model = api.fit(dataset, enc, augment_images=augment, structural_space=space, **options)
-    model.metadata_["fingerprint"] = key
-    model.save(out)
-    console.print(f"[green]model written to {out}[/green] (gate: {model.gate_.name}, "
-                  f"alpha_c {model.semantic_.ridge_.alpha_:g}, alpha_s {model.structural_.ridge_.alpha_:g})")
+    augment_images = load_image_folder(augment, size=dataset.train.images.shape[1])[0] if augment else None
+    stages.fit_decoders(dataset, out, enc, options, structure, augment_images, console)
 
 
 @app.command()
@@ -92,14 +85,13 @@ def decode(
     """Decode the test fMRI: DIR/decoded.npz with c_prime, c, s, pi_c, stimulus_ids."""
     import numpy as np
 
-    from gess import api
+    from gess import stages
     from gess.data import load_dataset
     from gess.io import save_npz
-    from gess.model import GESSDecoder
 
     decoder = GESSDecoder.load(model)
     dataset = load_dataset(data, format)
-    result, ids = api.decode(decoder, dataset)
+    result, ids = stages.decode(decoder, dataset)
     save_npz(out / "decoded.npz", c_prime=result.c_prime, c=result.c, s=result.s, pi_c=result.pi_c,
              c_raw=result.c_raw, stimulus_ids=np.asarray(ids).astype(str))
     _console().print(f"[green]decoded {len(ids)} test stimuli[/green] -> {out / 'decoded.npz'} "
@@ -110,7 +102,7 @@ def decode(
 def split(
     images: Path = typer.Option(..., "--images", help="folder of images or a dataset path"),
     out: Path = typer.Option(..., "--out", help="split.json to write"),
-    encoder: str = typer.Option("efficientnet-lite0", "--encoder"),
+    encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help=ENCODER_HELP),
     clusters: int = typer.Option(20, "--clusters"),
     method: str = typer.Option("kernighan-lin", "--method", help="kernighan-lin | stoer-wagner | random"),
     train_side: str = typer.Option("larger", "--train-side", help="larger | smaller"),
@@ -118,7 +110,7 @@ def split(
     seed: int = typer.Option(0, "--seed"),
 ):
     """The generalized split: K-means clusters cut in two by a minimum cut of their cosine graph."""
-    from gess import api
+    from gess import stages
     from gess.data.images import load_image_folder
     from gess.encoders import get_encoder
     from gess.io import write_json
@@ -126,7 +118,7 @@ def split(
     from gess.split import generalized_split, nearest_train_similarity
 
     pics, ids = load_image_folder(images)
-    emb = api.encode_images(get_encoder(encoder), pics)
+    emb = stages.encode_images(get_encoder(encoder), pics)
     result = generalized_split(emb, ids, clusters, method, train_side, min_test_fraction, seed)
     control = generalized_split(emb, ids, clusters, "random", train_side, min_test_fraction, seed)
     payload = result.to_json()
@@ -149,21 +141,22 @@ def evaluate(
     out: Path = typer.Option(..., "--out", help="metrics JSON to write"),
     protocol: str = typer.Option("paper", "--protocol", help="paper | mindeye | brain-diffuser"),
     format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-    encoder: str = typer.Option("efficientnet-lite0", "--encoder", help="encoder of twoway_embedding when CLIP is absent"),
+    encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help="encoder of twoway_embedding when CLIP is absent"),
     clip: Optional[str] = typer.Option(None, "--clip", help="CLIP ViT-L/14 directory or hub id (cache only)"),
     weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="folder of the metric networks' weight files"),
     trials: int = typer.Option(10, "--trials"),
     seed: int = typer.Option(0, "--seed"),
 ):
     """Score reconstructions against the test stimuli with a named protocol."""
+    from gess import stages
     from gess.data import load_dataset
     from gess.encoders import get_encoder
-    from gess.evaluation.report import evaluate_directory, print_summary
+    from gess.evaluation.scoring import print_summary
 
     dataset = load_dataset(data, format)
     clip_encoder = _optional_clip(clip)
-    result = evaluate_directory(recon, dataset, protocol, encoder=get_encoder(encoder), clip_encoder=clip_encoder,
-                                weights_dir=weights_dir, trials=trials, seed=seed, out=out)
+    result = stages.evaluate(recon, dataset, protocol, out=out, encoder=get_encoder(encoder), clip_encoder=clip_encoder,
+                             weights_dir=weights_dir, trials=trials, seed=seed)
     print_summary(result, _console())
 
 
@@ -184,41 +177,27 @@ prior_app = typer.Typer(no_args_is_help=True, help="The embedding-conditioned pi
 app.add_typer(prior_app, name="prior")
 
 
-def _training_images(path: Path, format: str):
-    """Images of a folder, or the TRAINING stimuli of a dataset (never its test stimuli)."""
-    from gess.data import load_dataset
-    from gess.data.images import IMAGE_SUFFIXES, load_image_folder
-
-    if path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-        return load_image_folder(path)[0]
-    return load_dataset(path, format).train.images
-
-
 @prior_app.command("train")
+@flags_from(TrainOptions, "training")
 def prior_train(
     images: Path = typer.Option(..., "--images", help="folder of images, or a dataset (its training stimuli)"),
     out: Path = typer.Option(..., "--out", help="prior directory to write"),
     format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-    encoder: str = typer.Option("efficientnet-lite0", "--encoder"),
-    steps: int = typer.Option(1200, "--steps"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    image_size: int = typer.Option(32, "--image-size"),
+    encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help=ENCODER_HELP),
     extra_images: Optional[Path] = typer.Option(None, "--extra-images", help="more training images (a folder)"),
-    seed: int = typer.Option(0, "--seed"),
+    training: dict = None,
 ):
-    """Train the pixel prior (resumes from OUT/checkpoint after an interruption)."""
+    """Train the pixel prior (resumes from OUT/checkpoint after an interruption; an up-to-date prior is kept)."""
     import numpy as np
 
-    from gess import api
+    from gess import stages
     from gess.data.images import load_image_folder, resize_images, to_rgb
     from gess.encoders import get_encoder
-    from gess.generation.train import TrainOptions, train_prior
+    from gess.options import build
 
-    if (out / "model.safetensors").is_file() and not (out / "checkpoint").exists():
-        _console().print(f"[green]{out} already holds a trained prior[/green]; delete it to train again")
-        return
+    options = build(TrainOptions, training, "--steps/--batch-size/...")
     enc = get_encoder(encoder)
-    pics = _training_images(images, format)
+    pics = stages.training_images(images, format)
     if extra_images is not None:
         extra = resize_images(load_image_folder(extra_images)[0], pics.shape[1])
         if pics.shape[-1] == 1:
@@ -226,46 +205,37 @@ def prior_train(
         else:
             pics = to_rgb(pics)
         pics = np.concatenate([pics, extra])
-    emb = api.encode_images(enc, pics)
-    opts = TrainOptions(steps=steps, batch_size=batch_size, image_size=image_size, seed=seed)
-    _console().print(f"training a {image_size}px prior on {len(pics)} images for {steps} steps")
-    train_prior(pics, emb, out, enc.config()["name"], opts)
-    _console().print(f"[green]prior written to {out}[/green]")
+    stages.train_prior(pics, out, enc, options, _console())
+    _console().print(f"[green]prior ready in {out}[/green]")
 
 
 @app.command()
+@flags_from(SamplingOptions, "sampling")
+@flags_from(CSOptions, "cs", prefix="cs-")
+@flags_from(GGOptions, "gg", prefix="gg-")
 def reconstruct(
     model: Path = typer.Option(..., "--model", help="directory written by `gess fit`"),
-    generator: Path = typer.Option(..., "--generator", help="a trained pixel prior or a Stable unCLIP directory"),
     data: Path = typer.Option(..., "--data"),
     out: Path = typer.Option(..., "--out"),
-    method: str = typer.Option("cs", "--method", help="semantic | cs-equal | cs | gg"),
-    steps: int = typer.Option(50, "--steps"),
-    seed: int = typer.Option(0, "--seed"),
+    generator: Optional[str] = typer.Option(None, "--generator", help="a trained pixel prior or a Stable unCLIP directory"),
+    method: str = typer.Option("cs", "--method", help=" | ".join(METHODS)),
+    seed: int = typer.Option(0, "--seed", help="seed of the first stimulus; the i-th gets seed + i"),
     format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-    guidance_scale: float = typer.Option(5.0, "--guidance-scale"),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    cs_preset: str = typer.Option("paper", "--cs-preset", help="paper | released"),
-    cs_lowpass: Optional[float] = typer.Option(None, "--cs-lowpass", help="low-pass resize factor of F_s"),
-    cs_fraction: Optional[float] = typer.Option(None, "--cs-fraction", help="share of steps that substitute"),
-    cs_tau: Optional[float] = typer.Option(None, "--cs-tau", help="temporal decay of the CS weight"),
-    cs_min_structure: Optional[float] = typer.Option(None, "--cs-min-structure",
-                                                     help="floor on the gated structural weight pi_s of `cs`"),
-    gg_scale: Optional[float] = typer.Option(None, "--gg-scale", help="gradient guidance scale"),
     device: str = typer.Option("cpu", "--device"),
+    sampling: dict = None,
+    cs: dict = None,
+    gg: dict = None,
 ):
     """Generate DIR/<stimulus_id>.png per test stimulus and DIR/manifest.json; a re-run skips finished images."""
+    from gess import stages
     from gess.data import load_dataset
-    from gess.model import GESSDecoder
-    from gess.pipeline import reconstruct_to_directory
+    from gess.options import build
 
-    decoder = GESSDecoder.load(model)
+    options = (build(SamplingOptions, sampling, "--steps/--guidance-scale/..."), build(CSOptions, cs, "--cs-*"),
+               build(GGOptions, gg, "--gg-*"))
+    decoder = GESSDecoder.load(model, device=device)
     dataset = load_dataset(data, format)
-    done = reconstruct_to_directory(decoder, dataset, generator, out, method=method, steps=steps, seed=seed,
-                                    guidance_scale=guidance_scale, batch_size=batch_size, cs_preset=cs_preset,
-                                    cs_overrides=dict(lowpass_factor=cs_lowpass, fraction=cs_fraction, tau=cs_tau,
-                                                     min_structure_weight=cs_min_structure),
-                                    gg_scale=gg_scale, device=device)
+    done = stages.reconstruct(decoder, dataset, out, method, generator, seed, *options, device=device, console=_console())
     _console().print(f"[green]{done['generated']} generated, {done['skipped']} already there[/green] -> {out}")
 
 
@@ -304,8 +274,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # a wrong flag or flag value: one line, like every bad input
+        print(f"gess: error: {exc.format_message()}", file=sys.stderr)
         sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):
         print("gess: interrupted; finished outputs are kept and a re-run resumes", file=sys.stderr)

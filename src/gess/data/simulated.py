@@ -12,7 +12,7 @@ Voxel model (``SimulatedFMRIModel``)
   of the pool), w = ``tuning_width`` times the median distance between unit
   embeddings. This non-linearity is what creates a semantic gap: a linear
   semantic code would be decoded as well outside the training semantics as
-  inside (spec/method.md, "Known pitfalls").
+  inside (docs/data.md, "Simulated fMRI").
 * Each voxel's signal is z-scored over the pool; each trial adds independent
   Gaussian noise of variance 1 / ``snr``.
 """
@@ -116,3 +116,88 @@ def simulate_dataset(images: np.ndarray, stimulus_ids, embeddings: np.ndarray, t
 
     return Dataset(side(train_ids, train_repeats), side(test_ids, test_repeats), name=name, source="simulated",
                    provenance=PROVENANCE, extra={"simulation": vars(model).copy()})
+
+
+# ------------------------------------------------------------------ simulated experiments
+@dataclass
+class ImagePool:
+    """The images a simulated experiment shows: scikit-learn's digits (they ship with it) or a folder."""
+
+    images: str = "sklearn-digits"
+    n_per_class: int = 60        # sklearn-digits: images drawn per digit class
+    image_size: int = 32
+
+    def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(uint8 images, ids, class labels or None)."""
+        from gess.data.images import load_image_folder
+
+        if self.images == "sklearn-digits":
+            from sklearn.datasets import load_digits
+
+            digits = load_digits()
+            rng = np.random.default_rng(0)
+            rows = np.concatenate([rng.choice(np.where(digits.target == k)[0], self.n_per_class, replace=False)
+                                   for k in range(10)])
+            imgs = np.rint(digits.images[rows] / 16.0 * 255).astype(np.uint8)[..., None]
+            ids = np.array([f"digit{digits.target[r]}-{r:04d}" for r in rows])
+            return resize_images(imgs, self.image_size), ids, digits.target[rows]
+        images, ids = load_image_folder(self.images, size=self.image_size)
+        return images, ids, None
+
+
+@dataclass
+class SimulatedExperiment:
+    """A simulated recording over an image pool, and what the report needs to tell its story.
+
+    ``groups`` maps each test stimulus to ``"inside"`` (held out from the training side of
+    the split, so inside the training semantics) or ``"outside"`` (from the other side).
+    """
+
+    dataset: Dataset
+    pool_images: np.ndarray
+    pool_ids: np.ndarray
+    embeddings: np.ndarray
+    split: object               # gess.split.GeneralizedSplit
+    groups: dict
+    unused_ids: list
+
+    def images_of(self, ids) -> np.ndarray:
+        lookup = {s: i for i, s in enumerate(self.pool_ids)}
+        return self.pool_images[[lookup[s] for s in ids]]
+
+    def augment_images(self) -> np.ndarray | None:
+        """Pool images shown in no trial: they sample the semantic manifold (C_aug)."""
+        return self.images_of(self.unused_ids) if self.unused_ids else None
+
+    def generator_images(self) -> np.ndarray:
+        """Every pool image but the test stimuli: what a generator may learn the world from."""
+        test = set(self.dataset.test.stimulus_ids.tolist())
+        return self.pool_images[[i for i, s in enumerate(self.pool_ids) if s not in test]]
+
+    def group_of(self, stimulus_ids) -> np.ndarray:
+        return np.array([self.groups[s] for s in stimulus_ids])
+
+
+def simulate_experiment(pool: ImagePool, model: SimulatedFMRIModel, embed, clusters: int = 20,
+                        split_method: str = "kernighan-lin", inside_test: int = 30, outside_test: int = 30,
+                        seed: int = 0) -> SimulatedExperiment:
+    """Pool -> embeddings (``embed(images)``) -> generalized split -> simulated fMRI.
+
+    The split's training side gives the training stimuli and ``inside_test`` held-out
+    test stimuli; its other side gives ``outside_test`` test stimuli.
+    """
+    from gess.split import generalized_split
+
+    images, ids, labels = pool.load()
+    emb = embed(images)
+    split = generalized_split(emb, ids, clusters, split_method, seed=seed)
+    rng = np.random.default_rng(seed)
+    inside = rng.choice(split.train, min(inside_test, len(split.train) // 3), replace=False)
+    outside = rng.choice(split.test, min(outside_test, len(split.test)), replace=False)
+    held = set(inside)
+    train = [i for i in split.train if i not in held]
+    test = list(inside) + list(outside)
+    ds = simulate_dataset(images, ids, emb, train, test, model, labels=labels, name="simulated")
+    groups = {s: "inside" for s in inside} | {s: "outside" for s in outside}
+    shown = set(train) | set(test)
+    return SimulatedExperiment(ds, images, ids, emb, split, groups, [i for i in ids if i not in shown])

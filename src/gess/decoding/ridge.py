@@ -52,6 +52,13 @@ class Ridge:
         self.cv = cv
         self.device = device
 
+    @classmethod
+    def from_arrays(cls, coef: np.ndarray, intercept: np.ndarray, alpha: float) -> "Ridge":
+        """A fitted ridge from stored weights."""
+        ridge = cls(alpha)
+        ridge.coef_, ridge.intercept_, ridge.alpha_ = coef, intercept, alpha
+        return ridge
+
     def _tensors(self, X, Y) -> tuple[torch.Tensor, torch.Tensor]:
         X_t = torch.as_tensor(np.asarray(X), dtype=torch.float64, device=self.device)
         return X_t, torch.as_tensor(np.asarray(Y), dtype=torch.float64, device=self.device).reshape(len(X_t), -1)

@@ -1,13 +1,126 @@
-"""M_s, the structural module: ridge from voxels to the flattened structural target."""
+"""M_s, the structural module: its target space and the ridge from voxels to it.
+
+The target space (:class:`StructuralSpace`) blurs each stimulus (Gaussian,
+r = 15 at 768 px, scaled to the working side) and keeps either
+
+* ``kind="pixels"``: the blurred image itself (the default; any generator can use it), or
+* ``kind="latent"``: the generator's autoencoder latents of the blurred image (the
+  paper's choice for Stable unCLIP: 4 x 96 x 96 targets at 768 px). The decoded
+  latent is then the structural reference of CS and GG as it is, and the space
+  records which generator it belongs to, so that it is never used with another.
+"""
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
+import numpy as np
+import torch
+
+from gess.data.images import STRUCTURAL_SMOOTHING_RADIUS_768, gaussian_smooth, resize_images, scaled_radius, to_rgb
 from gess.decoding.ridge import Ridge
+from gess.options import to_dict
+
+
+
+@dataclass
+class StructureOptions:
+    """How M_s's target space is chosen for a dataset (``gess fit --structure-*``, ``structure:`` in a run config)."""
+
+    kind: Literal["pixels", "latent"] = field(default="pixels", metadata={
+        "help": "pixels (blurred images) or latent (the generator's latents of them)"})
+    size: int | None = field(default=None, metadata={"help": "side of the blurred target, pixels (default min(side, 64))"})
+    radius: float | None = field(default=None, metadata={"help": "blur radius in pixels (default r = 15 at 768 px, scaled)"})
+    generator: str | None = field(default=None, metadata={"help": "for kind latent: the generator directory or hub id"})
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+class Autoencoder(Protocol):
+    """What a latent structural space needs of a generator: images <-> its space."""
+
+    def from_images(self, images: torch.Tensor) -> torch.Tensor:  # (N,3,H,W) in [0,1] -> latents
+        ...
+
+    def to_images(self, latents: torch.Tensor) -> torch.Tensor:  # latents -> (N,3,H,W) in [0,1]
+        ...
+
+
+class StructuralSpace:
+    """What M_s predicts: blurred images, or a generator's latents of them.
+
+    Parameters
+    ----------
+    size : side of the images the target is computed at.
+    radius : blur radius in pixels at ``size``; default scales the paper's r = 15 at 768 px.
+    grey : work on one channel (digits, letters) instead of RGB.
+    kind : ``"pixels"`` or ``"latent"``.
+    generator : for ``kind="latent"``, the generator directory or hub id the latents belong to.
+    autoencoder : for ``kind="latent"``, the loaded generator backend (``from_images``/``to_images``).
+
+    Examples
+    --------
+    >>> space = StructuralSpace(16, grey=True)
+    >>> space.targets(np.zeros((2, 28, 28, 1), np.uint8)).shape
+    (2, 16, 16, 1)
+    """
+
+    def __init__(self, size: int, radius: float | None = None, grey: bool = False,
+                 kind: Literal["pixels", "latent"] = "pixels", generator: str | None = None,
+                 autoencoder: Autoencoder | None = None):
+        self.size = int(size)
+        self.radius = float(radius if radius is not None else scaled_radius(STRUCTURAL_SMOOTHING_RADIUS_768, size))
+        self.grey = grey
+        self.kind = kind
+        self.generator = generator
+        self.autoencoder = autoencoder
+
+    def config(self) -> dict:
+        return {"size": self.size, "radius": self.radius, "grey": self.grey, "kind": self.kind, "generator": self.generator}
+
+    @classmethod
+    def from_config(cls, config: dict, autoencoder: Autoencoder | None = None) -> "StructuralSpace":
+        kind = config.get("kind", config.get("name", "pixels"))  # gess 0.1 wrote "name": "pixels"
+        return cls(config["size"], config.get("radius"), config.get("grey", False), kind, config.get("generator"), autoencoder)
+
+    def blurred(self, images: np.ndarray) -> np.ndarray:
+        """Blurred images, float32 in [0, 1], (n, size, size, C)."""
+        imgs = resize_images(images, self.size)
+        if self.grey:
+            imgs = imgs.mean(axis=-1, keepdims=True).astype(np.uint8) if imgs.shape[-1] == 3 else imgs
+        else:
+            imgs = to_rgb(imgs)
+        return (gaussian_smooth(imgs, self.radius) / 255.0).astype(np.float32)
+
+    def targets(self, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """The structural targets (n, ...) of uint8 images."""
+        blurred = self.blurred(images)
+        if self.kind == "pixels":
+            return blurred
+        parts = []
+        for start in range(0, len(blurred), batch_size):
+            x = torch.from_numpy(to_rgb_float(blurred[start:start + batch_size])).permute(0, 3, 1, 2)
+            with torch.no_grad():
+                parts.append(self.autoencoder.from_images(x).float().cpu().numpy())
+        return np.concatenate(parts).astype(np.float32)
+
+    def to_images(self, targets: np.ndarray) -> np.ndarray:
+        """Structural predictions as float images in [0, 1] (n, H, W, C)."""
+        if self.kind == "pixels":
+            return np.clip(targets, 0.0, 1.0)
+        with torch.no_grad():
+            x = self.autoencoder.to_images(torch.as_tensor(targets, device=getattr(self.autoencoder, "device", "cpu")))
+        return x.clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
+
+
+def to_rgb_float(images: np.ndarray) -> np.ndarray:
+    """(n, H, W, 1|3) float images as RGB."""
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
 class StructuralDecoder:
-    """Predict the structural target (blurred pixels, or the generator's latents of blurred images).
+    """M_s: ridge from z-scored voxels to the flattened structural target.
 
     Parameters
     ----------

@@ -2,11 +2,48 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from gess.errors import GessInputError
 from gess.progress import progress_bar
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Who made an embedding: written with the decoders and with a prior, compared by :func:`check_same_encoder`.
+
+    name : the encoder family (``efficientnet-lite0``, ``clip``);
+    source : what :func:`gess.encoders.get_encoder` takes to rebuild it (a name, hub id or directory);
+    dim : the embedding size.
+    """
+
+    name: str
+    source: str
+    dim: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EncoderSpec":
+        """Read a stored description (gess 0.1 stored no ``source``: the name rebuilds those encoders)."""
+        name = str(data["name"])
+        family = "clip" if name.startswith("clip") else name
+        source = data.get("source") or (name[len("clip:"):] if name.startswith("clip:") else name)
+        return cls(family, str(source), int(data.get("dim", 0)))
+
+
+def check_same_encoder(expected: EncoderSpec, got: EncoderSpec, what: str, file=None) -> None:
+    """Raise a clear error unless two embeddings come from the same family with the same size.
+
+    The source may differ (a local copy of a hub model is the same encoder).
+    """
+    if expected.name != got.name or (expected.dim and got.dim and expected.dim != got.dim):
+        raise GessInputError(file, "encoder", f"{what}: {expected.dim}-d '{expected.name}' embeddings ({expected.source})",
+                             f"{got.dim}-d '{got.name}' ({got.source})")
 
 
 class ImageEncoder(ABC):
@@ -27,8 +64,13 @@ class ImageEncoder(ABC):
     def encode_tensor(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] -> (N, d); differentiable."""
 
-    def config(self) -> dict:
-        return {"name": self.name, "dim": self.dim}
+    def spec(self) -> EncoderSpec:
+        """This encoder's persisted description."""
+        return EncoderSpec(self.name, self.source, int(self.dim))
+
+    @property
+    def source(self) -> str:
+        return self.name
 
     @torch.no_grad()
     def encode(self, images: np.ndarray, progress: bool | None = None, description: str = "encoding") -> np.ndarray:

@@ -48,9 +48,12 @@ class CLIPImageEncoder(ImageEncoder):
             p.requires_grad_(False)
         self.dim = int(self.model.config.projection_dim)
         self.image_size = int(self.model.config.image_size)
-        self.name = f"clip:{self.model_id}"
         self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
+
+    @property
+    def source(self) -> str:
+        return self.model_id
 
     def encode_tensor(self, images: torch.Tensor) -> torch.Tensor:
         x = (resize_tensor(images, self.image_size) - self._mean) / self._std

@@ -66,6 +66,10 @@ class EfficientNetLite0Encoder(ImageEncoder):
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model
 
+    @property
+    def source(self) -> str:
+        return self.weights_path or self.name
+
     def encode_tensor(self, images: torch.Tensor) -> torch.Tensor:
         x = resize_tensor(images, self.image_size)
         x = (x - self._mean) / self._std

@@ -72,7 +72,7 @@ def _embed(encoder, images: torch.Tensor) -> np.ndarray:
     from gess.cache import cached_array, fingerprint
 
     pixels = np.rint(images.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-    return cached_array("evaluation", fingerprint(pixels, encoder.config()), lambda: encoder.encode(pixels))
+    return cached_array("evaluation", fingerprint(pixels, encoder.spec().to_dict()), lambda: encoder.encode(pixels))
 
 
 def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: str = "mindeye", encoder=None,

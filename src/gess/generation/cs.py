@@ -3,25 +3,28 @@
     z_{t-1} = z_{t-1,c} - w_i * F_s(z_{t-1,c}) + w_i * F_s(z_{t-1,s})
 
 with w_i = pi_s * exp(-tau * i) during the first ``fraction`` of the steps and 0
-after. For the gated method, ``min_structure_weight`` keeps pi_s from falling
-below a floor (``gated_structure_weight``): the conformal pi_c of the most typical
-samples reaches 1, which would switch CS off and leave the pixels to the decoded
-semantics alone (measured on digit69's held-out training folds: pixel correlation
-0.46 for semantics alone against 0.73 with any pi_s >= 0.3).
+after; pi_s comes from :func:`gess.generation.methods.structure_weight`.
 
 ``PRESETS`` names the paper's equation (every step, no decay, reference noised
 to t-1) and the authors' released behaviour (factor-6 low-pass, first 5% of
-steps, tau 0.5, reference noised to the current t).
+steps, tau 0.5, reference noised to the current t). A field left unset takes the
+preset's value.
+
+CS settings do not transfer across resolutions and spaces (docs/generation.md):
+``tune=True`` chooses the low-pass factor, the share of steps and the floor on
+pi_s on held-out folds of the training data (:mod:`gess.generation.tuning`).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
 
+from gess.errors import GessInputError
 from gess.generation.filters import lowpass
+from gess.options import to_dict
 
 PRESETS = {
     "paper": dict(lowpass_factor=2.0, fraction=1.0, tau=0.0, noise_at="previous"),
@@ -29,26 +32,45 @@ PRESETS = {
 }
 
 
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
 @dataclass
 class CSOptions:
-    lowpass_factor: float = 2.0
-    fraction: float = 1.0       # share of the steps (from the noisiest) that substitute
-    tau: float = 0.0            # temporal decay of the weight
-    noise_at: str = "previous"  # reference noised to t-1 ("previous", the paper) or t ("current", released)
-    min_structure_weight: float = 0.0  # floor on the gated pi_s (0: the paper's pi_s = 1 - pi_c)
+    """Component substitution; unset (None) fields take the preset's value."""
 
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "CSOptions":
-        return cls(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+    preset: Literal[tuple(PRESETS)] = field(default="paper", metadata=_help("paper | released: defaults of the fields below"))
+    lowpass_factor: float | None = field(default=None, metadata=_help("F_s: resize down by this factor and back"))
+    fraction: float | None = field(default=None, metadata=_help("share of the steps (from the noisiest) that substitute"))
+    tau: float | None = field(default=None, metadata=_help("temporal decay of the CS weight"))
+    noise_at: Literal["previous", "current"] | None = field(
+        default=None, metadata=_help("reference noised to t-1 (previous, the paper) or t (current, released)"))
+    tune: bool = field(default=False, metadata=_help("choose lowpass_factor, fraction and the pi_s floor on held-out "
+                                                      "folds of the training data"))
+    tune_lowpass_factors: tuple[float, ...] = field(default=(1.5, 2.0), metadata=_help("tuning grid of lowpass_factor"))
+    tune_fractions: tuple[float, ...] = field(default=(0.9, 1.0), metadata=_help("tuning grid of fraction"))
+    tune_min_structure_weights: tuple[float, ...] = field(default=(0.0, 0.1, 0.2, 0.3),
+                                                          metadata=_help("tuning grid of the floor on pi_s (cs)"))
+    tune_folds: int = field(default=5, metadata=_help("held-out folds of the training stimuli for tuning"))
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise GessInputError(None, "preset", f"one of {', '.join(PRESETS)}", repr(self.preset))
+        for name, value in PRESETS[self.preset].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if not 0.0 <= self.fraction <= 1.0:
+            raise GessInputError(None, "fraction", "a share of the steps in [0, 1]", repr(self.fraction))
+        if self.tune_folds < 2:
+            raise GessInputError(None, "tune_folds", "at least 2 folds", repr(self.tune_folds))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return to_dict(self)
 
-
-def gated_structure_weight(pi_c, min_structure_weight: float = 0.0) -> np.ndarray:
-    """pi_s = max(floor, 1 - pi_c): the gate's structural weight, never below the floor."""
-    pi_s = 1.0 - np.asarray(pi_c, np.float32)
-    return np.maximum(np.float32(min_structure_weight), pi_s)
+    def substitution(self) -> dict:
+        """The settings that act on sampling (what a reconstruction's manifest records)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in ("lowpass_factor", "fraction", "tau", "noise_at")}
 
 
 class ComponentSubstitution:
@@ -57,7 +79,7 @@ class ComponentSubstitution:
     Parameters
     ----------
     reference : (N, C, H, W) structural reference in the generator's space.
-    pi_s : (N,) structural weights (1 - pi_c).
+    pi_s : (N,) structural weights (:func:`gess.generation.methods.structure_weight`).
     seed : seeds the noise added to the reference (independent of the sampler's noise);
         one seed per sample makes each sample's result independent of its batch.
     """

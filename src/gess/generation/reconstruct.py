@@ -1,10 +1,4 @@
-"""Turn decoded semantics and structure into images with one of the paper's four methods.
-
-``semantic``  c only (plain conditional sampling)            -- paper's c+LDM
-``cs-equal``  c + s by CS with pi_s = 0.5 for every sample   -- c+s+CS
-``cs``        c + s by CS gated by pi_s = 1 - pi_c           -- c+s+MOE+CS (GESS)
-``gg``        c + s by gradient guidance gated by pi         -- c+s+MOE+GG
-"""
+"""Turn decoded semantics and structure into images with one of the paper's four methods (see ``methods.py``)."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -13,15 +7,17 @@ import numpy as np
 import torch
 
 from gess.errors import GessInputError
-from gess.generation.cs import ComponentSubstitution, CSOptions, gated_structure_weight
+from gess.generation.cs import ComponentSubstitution, CSOptions
 from gess.generation.gg import GGOptions, GradientGuidance
-from gess.generation.sampling import sample
+from gess.generation.methods import CS_METHODS, GENERATOR_METHODS, structure_weight
+from gess.generation.sampling import SamplingOptions, sample
+from gess.progress import progress_bar
 
-METHODS = ("semantic", "cs-equal", "cs", "gg")
 
-
-def structure_to_space(backend, structure: np.ndarray) -> torch.Tensor:
-    """Structural predictions as images (N, H, W, C) in [0, 1] -> the backend's space."""
+def structure_reference(backend, structure: np.ndarray, kind: str = "pixels") -> torch.Tensor:
+    """M_s's predictions in the backend's space: images (N, H, W, C) in [0, 1] are encoded, latents kept."""
+    if kind == "latent":
+        return torch.as_tensor(np.asarray(structure, np.float32), device=backend.device)
     x = torch.from_numpy(np.clip(np.asarray(structure, np.float32), 0, 1)).permute(0, 3, 1, 2)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
@@ -29,54 +25,47 @@ def structure_to_space(backend, structure: np.ndarray) -> torch.Tensor:
         return backend.from_images(x)
 
 
-def method_pi_s(method: str, pi_c: np.ndarray, cs_options: CSOptions | None = None) -> np.ndarray:
-    if method == "semantic":
-        return np.zeros_like(pi_c)
-    if method == "cs-equal":
-        return np.full_like(pi_c, 0.5)
-    if method == "cs":
-        return gated_structure_weight(pi_c, (cs_options or CSOptions()).min_structure_weight)
-    return 1.0 - pi_c
-
-
 def reconstruct(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.ndarray, pi_c: np.ndarray, method: str = "cs",
-                steps: int = 50, guidance_scale: float = 5.0, seeds: Sequence[int] | None = None, seed: int = 0,
+                sampling: SamplingOptions | None = None, seeds: Sequence[int] | None = None, seed: int = 0,
                 cs_options: CSOptions | None = None, gg_options: GGOptions | None = None, encoder=None,
-                batch_size: int = 16, on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                structure_kind: str = "pixels", on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
                 progress: bool = False) -> np.ndarray:
     """Generate one image per sample: uint8 (N, H, W, 3).
 
     Parameters
     ----------
     c_prime, c : (N, d) aligned and re-projected embeddings; structure : (N, H, W, C)
-        structural predictions as images in [0, 1]; pi_c : (N,) semantic confidence.
+        structural predictions as images in [0, 1] (``structure_kind="pixels"``) or the
+        backend's latents (``"latent"``); pi_c : (N,) semantic confidence.
+    sampling : steps, guidance scale, batch size and the floor on the gated pi_s.
     seeds : one seed per sample (default ``seed + index``), so results do not depend on batching.
-    encoder : the differentiable encoder for ``gg`` (the generator's embedding space).
+    encoder : the differentiable encoder for ``gg`` (the one the decoders were fitted with).
     on_batch : called with (indices, images) after each batch (for incremental, resumable writing).
     """
-    if method not in METHODS:
-        raise GessInputError(None, "method", f"one of {', '.join(METHODS)}", repr(method))
+    if method not in GENERATOR_METHODS:
+        raise GessInputError(None, "method", f"one of {', '.join(GENERATOR_METHODS)}", repr(method))
     if method == "gg" and encoder is None:
-        raise GessInputError(None, "encoder", "the generator's image encoder for gradient guidance", "none")
+        raise GessInputError(None, "encoder", "the decoders' image encoder for gradient guidance", "none")
+    sampling = sampling or SamplingOptions()
     n = len(c_prime)
     seeds = list(seeds) if seeds is not None else [seed + i for i in range(n)]
     pi_c = np.asarray(pi_c, np.float32)
-    pi_s = method_pi_s(method, pi_c, cs_options)
+    pi_s = structure_weight(method, pi_c, sampling.min_structure_weight)
+    steps = sampling.steps
     parts = []
-    batches = [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    from gess.progress import progress_bar
-
+    batches = [np.arange(i, min(i + sampling.batch_size, n)) for i in range(0, n, sampling.batch_size)]
     for idx in progress_bar(batches, f"reconstructing ({method})", enabled=progress):
         cond = backend.condition(c_prime[idx], c[idx])
         substitution = guidance = None
-        if method in ("cs-equal", "cs"):
-            ref = structure_to_space(backend, structure[idx])
+        if method in CS_METHODS:
+            ref = structure_reference(backend, structure[idx], structure_kind)
             substitution = ComponentSubstitution(ref, pi_s[idx], cs_options, steps, seed=[seeds[i] + 10_000 for i in idx])
         elif method == "gg":
-            ref = structure_to_space(backend, structure[idx])
+            ref = structure_reference(backend, structure[idx], structure_kind)
             target = torch.as_tensor(np.asarray(c[idx], np.float32), device=ref.device)
-            guidance = GradientGuidance(pi_c[idx], target, ref, encoder, backend.to_images, gg_options, steps)
-        z = sample(backend, cond, [seeds[i] for i in idx], steps, guidance_scale, substitution=substitution, guidance=guidance)
+            guidance = GradientGuidance(pi_s[idx], pi_c[idx], target, ref, encoder, backend.to_images, gg_options, steps)
+        z = sample(backend, cond, [seeds[i] for i in idx], steps, sampling.guidance_scale, substitution=substitution,
+                   guidance=guidance)
         with torch.no_grad():
             imgs = backend.to_images(z).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
         batch = np.rint(imgs * 255).astype(np.uint8)

@@ -6,9 +6,35 @@ Methods act through two hooks, without forking the loop (diffusers' style):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 import torch
+
+from gess.errors import GessInputError
+from gess.options import to_dict
+
+
+@dataclass
+class SamplingOptions:
+    """How every generator method samples."""
+
+    steps: int = field(default=50, metadata={"help": "DDIM steps"})
+    guidance_scale: float = field(default=5.0, metadata={"help": "classifier-free guidance scale (1: conditional only)"})
+    batch_size: int = field(default=16, metadata={"help": "stimuli per denoising call"})
+    min_structure_weight: float = field(default=0.0, metadata={"help": "floor on the gated structural weight pi_s of "
+                                                                       "cs and gg (0: the paper's 1 - pi_c)"})
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise GessInputError(None, "steps", "at least 1 denoising step", repr(self.steps))
+        if self.batch_size < 1:
+            raise GessInputError(None, "batch_size", "at least 1", repr(self.batch_size))
+        if not 0.0 <= self.min_structure_weight <= 1.0:
+            raise GessInputError(None, "min_structure_weight", "a weight in [0, 1]", repr(self.min_structure_weight))
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
 
 
 class Backend(Protocol):

@@ -1,44 +1,66 @@
 """Train the pixel prior: epsilon-prediction with condition dropout and light augmentation.
 
 Checkpoints (safetensors + JSON, no pickle) are written to ``OUT/checkpoint`` every
-``checkpoint_every`` steps; a re-run resumes from the last one. The final EMA
-weights go to ``OUT/model.safetensors`` with ``OUT/config.json``.
+``checkpoint_every`` steps, with the random state, so a re-run resumes from the
+last one and ends where an uninterrupted run would. Resuming with other options
+is refused. The final EMA weights go to ``OUT/model.safetensors`` with
+``OUT/config.json``.
 """
 from __future__ import annotations
 
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gess.encoders.base import EncoderSpec
+from gess.errors import GessInputError
 from gess.generation.backends import SCHEDULER_NAME, default_scheduler
-from gess.generation.models import PixelPrior, embedding_statistics
-from gess.io import atomic_path, write_json
+from gess.generation.backends.pixel import PixelAutoencoder, PixelPrior, embedding_statistics
+from gess.io import atomic_path, read_json, write_json
+from gess.options import to_dict
 from gess.progress import progress_bar
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
 
 
 @dataclass
 class TrainOptions:
-    steps: int = 1200
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    image_size: int = 32
-    block_out_channels: tuple = (32, 64, 64)
-    layers_per_block: int = 1
-    cond_dropout: float = 0.1
-    ema_decay: float = 0.995
-    augment: bool = True
-    max_shift: float = 0.06      # fraction of the side
-    max_rotation: float = 10.0   # degrees
-    elastic: float = 0.03        # displacement amplitude, fraction of the side
-    checkpoint_every: int = 200
-    seed: int = 0
-    threads: int | None = None
+    """Training of the pixel prior."""
+
+    steps: int = field(default=1200, metadata=_help("optimisation steps"))
+    batch_size: int = field(default=32, metadata=_help("images per step"))
+    learning_rate: float = field(default=1e-3, metadata=_help("AdamW learning rate (cosine decay)"))
+    image_size: int = field(default=32, metadata=_help("side of the prior's pixel space"))
+    block_out_channels: tuple[int, ...] = field(default=(32, 64, 64), metadata=_help("UNet widths, one per level"))
+    layers_per_block: int = field(default=1, metadata=_help("ResNet layers per UNet level"))
+    cond_dropout: float = field(default=0.1, metadata=_help("share of unconditional samples (classifier-free guidance)"))
+    ema_decay: float = field(default=0.995, metadata=_help("EMA of the weights that is saved"))
+    augment: bool = field(default=True, metadata=_help("shifts, rotations and elastic jitter"))
+    max_shift: float = field(default=0.06, metadata=_help("augmentation shift, share of the side"))
+    max_rotation: float = field(default=10.0, metadata=_help("augmentation rotation, degrees"))
+    elastic: float = field(default=0.03, metadata=_help("elastic displacement, share of the side"))
+    checkpoint_every: int = field(default=200, metadata=_help("steps between resumable checkpoints"))
+    seed: int = field(default=0, metadata=_help("random seed of initialisation and batches"))
+    threads: int | None = field(default=None, metadata=_help("torch CPU threads (null: torch's default)"))
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "image_size", "layers_per_block", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise GessInputError(None, name, "at least 1", repr(getattr(self, name)))
+        if self.image_size % 2 ** (len(self.block_out_channels) - 1):
+            raise GessInputError(None, "image_size", f"a multiple of {2 ** (len(self.block_out_channels) - 1)} "
+                                 f"({len(self.block_out_channels)} UNet levels)", repr(self.image_size))
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
 
 
 def augment_batch(x: torch.Tensor, opts: TrainOptions, generator: torch.Generator) -> torch.Tensor:
@@ -56,18 +78,18 @@ def augment_batch(x: torch.Tensor, opts: TrainOptions, generator: torch.Generato
 
 
 def _to_model_space(images: np.ndarray, size: int, channels: int) -> torch.Tensor:
-    from gess.generation.models import PixelAutoencoder
-
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     if x.shape[1] == 1 and channels == 3:
         x = x.expand(-1, 3, -1, -1)
     return PixelAutoencoder(size, channels).encode_images(x)
 
 
-def _save_checkpoint(path: Path, model, ema, optimizer, step: int, losses: list[float]) -> None:
+def _save_checkpoint(path: Path, model, ema, optimizer, generator: torch.Generator, step: int, losses: list[float],
+                     options: dict) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    tensors["rng.batches"] = generator.get_state()
     tensors.update({f"ema.{k}": v.contiguous() for k, v in ema.state_dict().items()})
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
@@ -76,14 +98,20 @@ def _save_checkpoint(path: Path, model, ema, optimizer, step: int, losses: list[
     with atomic_path(path) as tmp:
         tmp.mkdir()
         save_file(tensors, str(tmp / "state.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "param_groups": opt["param_groups"]}))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "param_groups": opt["param_groups"],
+                                                    "options": options}))
 
 
-def _load_checkpoint(path: Path, model, ema, optimizer) -> tuple[int, list[float]]:
+def _load_checkpoint(path: Path, model, ema, optimizer, generator: torch.Generator, options: dict) -> tuple[int, list[float]]:
     from safetensors.torch import load_file
 
+    meta = read_json(path / "state.json")
+    changed = sorted(k for k in set(options) | set(meta.get("options", {})) if options.get(k) != meta.get("options", {}).get(k))
+    if changed:
+        raise GessInputError(path, changed[0], f"{meta.get('options', {}).get(changed[0])!r} to resume this checkpoint "
+                             "(delete it to start over with other options)", repr(options.get(changed[0])))
     tensors = load_file(str(path / "state.safetensors"))
-    meta = json.loads((path / "state.json").read_text())
+    generator.set_state(tensors.pop("rng.batches"))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     state: dict = {}
@@ -95,9 +123,12 @@ def _load_checkpoint(path: Path, model, ema, optimizer) -> tuple[int, list[float
     return int(meta["step"]), list(meta["losses"])
 
 
-def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, encoder_name: str,
-                options: TrainOptions | None = None, progress: bool = True) -> Path:
-    """Train (or resume training) a :class:`PixelPrior` on uint8 images and their embeddings."""
+def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, encoder: EncoderSpec,
+                options: TrainOptions | None = None, progress: bool = True, extra_config: dict | None = None) -> Path:
+    """Train (or resume training) a :class:`PixelPrior` on uint8 images and their embeddings.
+
+    ``extra_config`` is recorded in the prior's ``config.json`` (the stage layer's fingerprint).
+    """
     opts = options or TrainOptions()
     out = Path(out)
     if opts.threads:
@@ -107,7 +138,7 @@ def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, enc
     data = _to_model_space(images, opts.image_size, channels)
     cond = torch.as_tensor(embeddings, dtype=torch.float32)
     mean, std = embedding_statistics(embeddings)
-    model = PixelPrior(opts.image_size, channels, cond.shape[1], opts.block_out_channels, opts.layers_per_block, encoder_name)
+    model = PixelPrior(opts.image_size, channels, cond.shape[1], opts.block_out_channels, opts.layers_per_block, encoder.to_dict())
     model.embedding_mean.copy_(mean)
     model.embedding_std.copy_(std)
     cond = model.normalize(cond)
@@ -118,9 +149,10 @@ def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, enc
     abar = scheduler.alphas_cumprod.float()
     start, losses = 0, []
     ckpt = out / "checkpoint"
+    gen = torch.Generator().manual_seed(opts.seed)
+    resume_key = {**opts.to_dict(), "threads": None, "n_images": int(len(images))}
     if (ckpt / "state.json").is_file():
-        start, losses = _load_checkpoint(ckpt, model, ema, optimizer)
-    gen = torch.Generator().manual_seed(opts.seed + start)
+        start, losses = _load_checkpoint(ckpt, model, ema, optimizer, gen, resume_key)
     model.train()
     t0 = time.time()
     for step in progress_bar(range(start, opts.steps), "training prior", enabled=progress, total=opts.steps - start):
@@ -148,11 +180,12 @@ def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, enc
                 pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
         losses.append(float(loss.detach()))
         if (step + 1) % opts.checkpoint_every == 0 and step + 1 < opts.steps:
-            _save_checkpoint(ckpt, model, ema, optimizer, step + 1, losses)
+            _save_checkpoint(ckpt, model, ema, optimizer, gen, step + 1, losses, resume_key)
     out.mkdir(parents=True, exist_ok=True)
-    record = {**asdict(opts), "n_images": int(len(images)), "encoder": encoder_name, "final_loss_100": float(np.mean(losses[-100:])) if losses else None,
+    record = {**opts.to_dict(), "n_images": int(len(images)), "encoder": encoder.to_dict(), "final_loss_100": float(np.mean(losses[-100:])) if losses else None,
               "seconds_this_run": time.time() - t0, "losses_every_10": losses[::10]}
-    ema.save_pretrained_files(out, extra={"training": {k: v for k, v in record.items() if k != "losses_every_10"}})
+    ema.save_pretrained_files(out, extra={"training": {k: v for k, v in record.items() if k != "losses_every_10"},
+                                          **(extra_config or {})})
     write_json(out / SCHEDULER_NAME, dict(scheduler.config))
     write_json(out / "training.json", record)
     if ckpt.exists():

@@ -1,44 +1,49 @@
 """Choose CS settings by validation on held-out folds of the TRAINING data (never the test set).
 
-CS settings do not transfer across resolutions and spaces (spec/method.md): the
-low-pass cutoff and the share of substituted steps are picked here by the pixel
-correlation of reconstructions of held-out training stimuli, decoded by a
-decoder fitted without them.
+CS settings do not transfer across resolutions and spaces (docs/generation.md): the
+low-pass cutoff, the share of substituted steps and the floor on the gated pi_s
+are picked here by the pixel correlation of reconstructions of held-out training
+stimuli, decoded by decoders fitted without them (``gess.stages.held_out_fold_outputs``).
 """
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 
 from gess.evaluation.identification import paired_correlation
 from gess.generation.cs import CSOptions
 from gess.generation.reconstruct import reconstruct
+from gess.generation.sampling import SamplingOptions
 
 
 def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), fractions=(0.7, 0.9, 1.0),
-            steps: int = 50, guidance_scale: float = 5.0, method: str = "cs",
-            min_structure_weights=(0.0,)) -> tuple[CSOptions, list[dict]]:
+            sampling: SamplingOptions | None = None, method: str = "cs", min_structure_weights=(0.0,),
+            base: CSOptions | None = None) -> tuple[CSOptions, float, list[dict]]:
     """Grid search over (lowpass_factor, fraction, min_structure_weight).
 
     ``fold_outputs``: per fold a dict with c_prime, c, s, pi_c of held-out training
-    samples and their true images ``target`` (uint8, any size). Returns the best
-    options and every tried setting with its mean pixel correlation.
+    samples and their true images ``target`` (uint8, any size). Returns the best CS
+    options, the best floor, and every tried setting with its mean pixel correlation.
     """
     from gess.data.images import resize_images
 
+    sampling = sampling or SamplingOptions()
+    base = base or CSOptions()
     results = []
     for factor, fraction, floor in itertools.product(lowpass_factors, fractions, min_structure_weights):
-        opts = CSOptions(lowpass_factor=factor, fraction=fraction, min_structure_weight=floor)
+        opts = replace(base, lowpass_factor=factor, fraction=fraction, tune=False)
         scores = []
         for fold in fold_outputs:
-            imgs = reconstruct(backend, fold["c_prime"], fold["c"], fold["s"], fold["pi_c"], method, steps, guidance_scale,
-                               seeds=list(range(len(fold["c"]))), cs_options=opts)
+            imgs = reconstruct(backend, fold["c_prime"], fold["c"], fold["s"], fold["pi_c"], method,
+                               replace(sampling, min_structure_weight=floor), seeds=list(range(len(fold["c"]))),
+                               cs_options=opts)
             target = fold["target"]
             imgs = resize_images(imgs, target.shape[1]).astype(np.float32).mean(-1)
             scores.append(paired_correlation(imgs, target.astype(np.float32).mean(-1)))
         results.append({"lowpass_factor": factor, "fraction": fraction, "min_structure_weight": floor,
                         "pixcorr": float(np.mean(np.concatenate(scores)))})
     best = max(results, key=lambda r: r["pixcorr"])
-    return CSOptions(lowpass_factor=best["lowpass_factor"], fraction=best["fraction"],
-                     min_structure_weight=best["min_structure_weight"]), results
+    chosen = replace(base, lowpass_factor=best["lowpass_factor"], fraction=best["fraction"], tune=False)
+    return chosen, best["min_structure_weight"], results

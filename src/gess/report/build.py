@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +12,15 @@ from gess.report.figures import save_grid, save_split_figure
 from gess.report.html import accuracy_vs_pi_figure, figure_bytes, pi_by_group_figure, write_report
 
 
-def build_report(cfg, out: Path, dataset, test_ids, decoded, results: dict, recon_dirs: dict, info, summary) -> Path:
+def build_report(run, out: Path) -> Path:
+    """``out/report.html`` for a finished run (a :class:`gess.run.RunResult`)."""
     from gess.data.images import load_image, resize_images
-    from gess.report.figures import _pyplot
 
+    cfg, dataset, test_ids, decoded = run.config, run.dataset, run.test_ids, run.decoded
+    results, recon_dirs, summary, experiment = run.results, run.recon_dirs, run.summary, run.experiment
     test = dataset.test.averaged()
     lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
-    groups = np.array([info["groups"][s] for s in test_ids]) if info else np.array(["test"] * len(test_ids))
+    groups = experiment.group_of(test_ids) if experiment else np.array(["test"] * len(test_ids))
     # grid: up to 6 samples per group, stimulus then every method
     rows = []
     for g in sorted(set(groups.tolist())):
@@ -28,8 +31,8 @@ def build_report(cfg, out: Path, dataset, test_ids, decoded, results: dict, reco
         columns[name] = resize_images(np.stack([load_image(Path(d) / f"{test_ids[i]}.png") for i in rows]), side)
     grid = save_grid(columns, out / "grid.png", row_labels=[f"{groups[i]} pi_c {decoded.pi_c[i]:.2f}" for i in rows])
     figures = {}
-    if info:
-        save_split_figure(info["embeddings"], info["ids"], info["split"], out / "split.png")
+    if experiment:
+        save_split_figure(experiment.embeddings, experiment.pool_ids, experiment.split, out / "split.png")
         figures["pi_c per test sample: inside vs outside the training semantics"] = pi_by_group_figure(decoded.pi_c, groups)
         figures["Generalized split of the image pool (2-D PCA of the embeddings)"] = (out / "split.png").read_bytes()
     metric = "twoway_embedding" if all("twoway_embedding" in r["metrics"] for r in results.values()) else "pixcorr"
@@ -41,13 +44,14 @@ def build_report(cfg, out: Path, dataset, test_ids, decoded, results: dict, reco
         per[name] = (decoded.pi_c, np.array([vals[s] for s in test_ids]))
     if per:
         figures[f"Per-sample {metric} against pi_c"] = accuracy_vs_pi_figure(per, metric)
-    notes = [f"{dataset.summary()}.", f"Wall time {summary['seconds']:.0f} s."]
+    stage_times = ", ".join(f"{name} {sec:.0f} s" for name, sec in run.stage_seconds.items())
+    notes = [f"{dataset.summary()}.", f"Wall time {summary['seconds']:.0f} s ({stage_times})."]
     if "pi_c_auroc_inside_vs_outside" in summary:
         m = summary["mean_pi_c"]
         notes.append(f"pi_c separates test stimuli inside the training semantics from those outside: AUROC "
                      f"{summary['pi_c_auroc_inside_vs_outside']:.2f}, mean pi_c {m['inside']:.2f} inside vs {m['outside']:.2f} outside.")
     pi_rows = [[str(s), str(g), f"{p:.3f}"] for s, g, p in sorted(zip(test_ids, groups, decoded.pi_c), key=lambda r: -r[2])]
-    config_text = yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
+    config_text = yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), sort_keys=False)
     return write_report(out / "report.html", cfg.title, config_text, summary["methods"], summary["protocol"], grid,
                         pi_rows, figures, notes, summary.get("unavailable"))
 

@@ -1,17 +1,21 @@
-"""GESSDecoder: voxels -> (c', c, s, pi_c), the three GESS decoders behind one estimator."""
+"""GESSDecoder: voxels -> (c', c, s, pi_c), the three GESS decoders (M_c, M_s, M_g) behind one estimator."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from gess import __version__
 from gess.data.dataset import validate_fmri, voxel_statistics
-from gess.decoding import SemanticDecoder, StructuralDecoder, cross_fitted_predictions
-from gess.decoding.ridge import Ridge
+from gess.decoding.gating import DEFAULT_GATE, GateInputs, GateName, make_gate
+from gess.decoding.ridge import Ridge, cross_fitted_predictions
+from gess.decoding.semantic import SemanticDecoder
+from gess.decoding.structural import StructuralDecoder, StructuralSpace
+from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError
-from gess.gating import DEFAULT_GATE, GateInputs, make_gate
 from gess.io import atomic_path, load_arrays, read_json, save_arrays
 
 CONFIG_NAME = "config.json"
@@ -28,12 +32,8 @@ class Decoded:
     s: np.ndarray
     pi_c: np.ndarray
 
-    @property
-    def pi_s(self) -> np.ndarray:
-        return 1.0 - self.pi_c
 
-
-class GESSDecoder:
+class GESSDecoder(BaseEstimator):
     """Fit M_c, M_s and M_g on training fMRI; decode test fMRI into (c', c, s, pi_c).
 
     Voxels are z-scored with training statistics inside the estimator, so
@@ -48,6 +48,19 @@ class GESSDecoder:
     gate : name in :data:`gess.gating.GATES`; ``gate_options`` its arguments.
     cv_folds : folds of the cross-fitted training predictions used for
         calibration and reference alignment.
+    device : torch device of the ridge algebra ("cpu", "cuda").
+
+    The constructor's signature is the one declaration of these options:
+    ``get_params`` (scikit-learn's), run configs and ``gess fit`` flags are read from it.
+
+    Attributes
+    ----------
+    semantic_ : the fitted M_c (:class:`~gess.decoding.semantic.SemanticDecoder`)
+    structural_ : the fitted M_s (:class:`~gess.decoding.structural.StructuralDecoder`)
+    gate_ : the fitted M_g (:class:`~gess.decoding.gating.Gate`)
+    encoder_ : the :class:`~gess.encoders.EncoderSpec` of the embeddings it was fitted on
+    structure_space_ : the :class:`~gess.decoding.structural.StructuralSpace` config of its targets
+    metadata_ : provenance (dataset, fingerprint, ...)
 
     Examples
     --------
@@ -58,9 +71,10 @@ class GESSDecoder:
     ((5, 8), (5, 4, 4, 1), (5,))
     """
 
-    def __init__(self, alpha_semantic: float = 1000.0, alpha_structural: float = 1000.0, alphas=None,
-                 alignment: str = "batch", n_neighbors: int = 5, reprojection: str = "released",
-                 regularization: float | None = None, w_c: float = 1.0, gate: str = DEFAULT_GATE,
+    def __init__(self, alpha_semantic: float = 1000.0, alpha_structural: float = 1000.0, alphas: list[float] | None = None,
+                 alignment: Literal["batch", "reference", "none"] = "batch", n_neighbors: int = 5,
+                 reprojection: Literal["released", "lle", "none"] = "released",
+                 regularization: float | None = None, w_c: float = 1.0, gate: GateName = DEFAULT_GATE,
                  gate_options: dict | None = None, cv_folds: int = 5, device: str = "cpu"):
         self.alpha_semantic = alpha_semantic
         self.alpha_structural = alpha_structural
@@ -77,7 +91,8 @@ class GESSDecoder:
 
     # ------------------------------------------------------------------ fit
     def fit(self, fmri: np.ndarray, embeddings: np.ndarray, structure: np.ndarray,
-            augment_embeddings: np.ndarray | None = None, metadata: dict | None = None) -> "GESSDecoder":
+            augment_embeddings: np.ndarray | None = None, encoder: EncoderSpec | None = None,
+            structure_space: StructuralSpace | None = None, metadata: dict | None = None) -> "GESSDecoder":
         """Fit on training trials.
 
         Parameters
@@ -85,7 +100,9 @@ class GESSDecoder:
         fmri : (n, v) raw voxels; embeddings : (n, d) image embeddings of each
             trial's image; structure : (n, ...) structural targets;
         augment_embeddings : (m, d) extra embeddings sampling the manifold (C_aug).
-        metadata : recorded in the saved config (encoder, structural space, ...).
+        encoder : who made ``embeddings`` (kept, compared when decoding or generating).
+        structure_space : what ``structure`` is (kept, so generators know how to use s).
+        metadata : provenance recorded in the saved config.
         """
         fmri = validate_fmri(fmri, None, "training fMRI")
         embeddings = np.asarray(embeddings, np.float32)
@@ -107,6 +124,8 @@ class GESSDecoder:
         self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas, self.device).fit(z, structure)
         self.gate_ = make_gate(self.gate, **(self.gate_options or {}))
         self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))
+        self.encoder_ = encoder or EncoderSpec("unknown", "unknown", int(embeddings.shape[1]))
+        self.structure_space_ = structure_space.config() if structure_space is not None else None
         self.metadata_ = dict(metadata or {})
         return self
 
@@ -117,19 +136,13 @@ class GESSDecoder:
     def decode(self, fmri: np.ndarray, source: str | None = None) -> Decoded:
         """Decode raw test fMRI (n, v) into c'', c', c, s and pi_c."""
         fmri = validate_fmri(fmri, source, "fMRI")
-        if fmri.shape[1] != self.n_voxels_:
-            raise GessInputError(source, "fMRI", f"{self.n_voxels_} voxels (as the model was fitted)", f"{fmri.shape[1]}")
+        self.check_voxels(fmri.shape[1], source)
         z = self._standardize(fmri)
         raw, aligned, reproj = self.semantic_.decode(z)
         pi_c = self.gate_.pi_c(GateInputs(z, raw))
         return Decoded(raw, aligned, reproj, self.structural_.predict(z), pi_c)
 
     # ---------------------------------------------------------- persistence
-    def get_params(self) -> dict:
-        keys = ("alpha_semantic", "alpha_structural", "alphas", "alignment", "n_neighbors", "reprojection",
-                "regularization", "w_c", "gate", "gate_options", "cv_folds")
-        return {k: getattr(self, k) for k in keys}
-
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
         directory = Path(directory)
@@ -144,11 +157,12 @@ class GESSDecoder:
             arrays["semantic.reference_std"] = self.semantic_.reference_std_
         arrays.update({f"gate.{k}": v for k, v in self.gate_.state().items()})
         config = {
-            "gess_version": __version__, "params": self.get_params(), "n_voxels": int(self.n_voxels_),
-            "embedding_dim": int(self.semantic_.manifold_.shape[1]),
+            "_class_name": "GESSDecoder", "gess_version": __version__, "params": self.get_params(),
+            "n_voxels": int(self.n_voxels_), "embedding_dim": int(self.semantic_.manifold_.shape[1]),
             "structure_shape": list(self.structural_.target_shape_),
             "alpha_semantic_used": self.semantic_.ridge_.alpha_, "alpha_structural_used": self.structural_.ridge_.alpha_,
-            "gate": self.gate_.config(), "metadata": self.metadata_,
+            "gate": self.gate_.config(), "encoder": self.encoder_.to_dict(), "structure_space": self.structure_space_,
+            "metadata": self.metadata_,
         }
         import json
 
@@ -159,40 +173,42 @@ class GESSDecoder:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "GESSDecoder":
+    def load(cls, directory: str | Path, device: str | None = None) -> "GESSDecoder":
+        """Read a directory written by :meth:`save`; ``device`` overrides the saved one."""
         directory = Path(directory)
         config_path = directory / CONFIG_NAME
         if not config_path.is_file() or not (directory / WEIGHTS_NAME).is_file():
             raise GessInputError(directory, None, f"a fitted gess model ({CONFIG_NAME} and {WEIGHTS_NAME})", "missing files")
         config = read_json(config_path)
         arrays = load_arrays(directory / WEIGHTS_NAME)
-        self = cls(**config["params"])
+        params = dict(config["params"])
+        if device is not None:
+            params["device"] = device
+        self = cls(**params)
         self.n_voxels_ = config["n_voxels"]
         self.voxel_mean_, self.voxel_std_ = arrays["voxel_mean"], arrays["voxel_std"]
         sem = SemanticDecoder(config["alpha_semantic_used"], None, self.alignment, self.n_neighbors,
                               self.reprojection, self.regularization, self.w_c, self.device)
-        sem.ridge_ = Ridge(config["alpha_semantic_used"])
-        sem.ridge_.coef_, sem.ridge_.intercept_, sem.ridge_.alpha_ = arrays["semantic.coef"], arrays["semantic.intercept"], config["alpha_semantic_used"]
+        sem.ridge_ = Ridge.from_arrays(arrays["semantic.coef"], arrays["semantic.intercept"], config["alpha_semantic_used"])
         sem.manifold_ = arrays["semantic.manifold"]
         sem.manifold_mean_, sem.manifold_std_ = sem.manifold_.mean(0), sem.manifold_.std(0)
         sem.reference_mean_ = arrays.get("semantic.reference_mean")
         sem.reference_std_ = arrays.get("semantic.reference_std")
         self.semantic_ = sem
         st = StructuralDecoder(config["alpha_structural_used"])
-        st.ridge_ = Ridge(config["alpha_structural_used"])
-        st.ridge_.coef_, st.ridge_.intercept_, st.ridge_.alpha_ = arrays["structural.coef"], arrays["structural.intercept"], config["alpha_structural_used"]
+        st.ridge_ = Ridge.from_arrays(arrays["structural.coef"], arrays["structural.intercept"], config["alpha_structural_used"])
         st.target_shape_ = tuple(config["structure_shape"])
         self.structural_ = st
         gate_cfg = dict(config["gate"])
         self.gate_ = make_gate(gate_cfg.pop("name"), **gate_cfg).load_state(
             {k[len("gate."):]: v for k, v in arrays.items() if k.startswith("gate.")})
         self.metadata_ = config.get("metadata", {})
+        stored_encoder = config.get("encoder") or self.metadata_.get("encoder")  # gess 0.1 kept it in metadata
+        self.encoder_ = EncoderSpec.from_dict(stored_encoder) if stored_encoder else EncoderSpec("unknown", "unknown", config["embedding_dim"])
+        self.structure_space_ = config.get("structure_space") or self.metadata_.get("structure")
         return self
 
-    def check_compatible(self, n_voxels: int | None = None, encoder: str | None = None, source: str | None = None) -> None:
-        """Raise a clear error when data or an encoder does not match what the model was fitted with."""
-        if n_voxels is not None and n_voxels != self.n_voxels_:
+    def check_voxels(self, n_voxels: int, source: str | None = None) -> None:
+        """Raise a clear error when test fMRI has another number of voxels than the model was fitted on."""
+        if n_voxels != self.n_voxels_:
             raise GessInputError(source, "fMRI", f"{self.n_voxels_} voxels (the model was fitted on that many)", f"{n_voxels}")
-        fitted_encoder = self.metadata_.get("encoder", {}).get("name")
-        if encoder is not None and fitted_encoder is not None and encoder != fitted_encoder:
-            raise GessInputError(source, "encoder", f"'{fitted_encoder}' (the model was fitted with it)", f"'{encoder}'")

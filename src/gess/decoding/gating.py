@@ -38,6 +38,7 @@ Gates (``GATES``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -215,6 +216,7 @@ class PredictionKNNGate(Gate):
 
 
 GATES = {g.name: g for g in (PredictionKNNGate, KDEGate, VoxelKNNGate)}
+GateName = Literal[tuple(GATES)]  # the closed set of gate names, for option validation
 DEFAULT_GATE = "prediction-knn"
 
 

@@ -1,4 +1,4 @@
-"""The `pixel` backend's model: a small embedding-conditioned diffusion UNet in pixel space.
+"""The `pixel` backend: a small embedding-conditioned diffusion UNet in pixel space (``gess prior train``).
 
 The unCLIP idea at small scale: the image embedding is normalised, projected and
 added to the timestep embedding (diffusers' ``UNet2DModel`` with an identity
@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError, MissingWeightsError
-from gess.io import atomic_path
+from gess.io import atomic_path, read_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -34,21 +35,21 @@ class PixelPrior(nn.Module):
     image_size, channels : the pixel space (e.g. 32, 1 for digits).
     cond_dim : dimension of the image embedding (1280 for EfficientNet-Lite0).
     block_out_channels, layers_per_block : UNet size.
-    encoder : the name of the encoder whose embeddings condition the model.
+    encoder : the :class:`~gess.encoders.EncoderSpec` (as a dict) whose embeddings condition the model.
     embedding_mean, embedding_std : normalisation of the conditioning embeddings
         (set from the training embeddings); the unconditional input is the zero
         vector after normalisation.
     """
 
     def __init__(self, image_size: int = 32, channels: int = 1, cond_dim: int = 1280,
-                 block_out_channels=(32, 64, 64), layers_per_block: int = 1, encoder: str = "efficientnet-lite0",
+                 block_out_channels=(32, 64, 64), layers_per_block: int = 1, encoder: dict | None = None,
                  norm_num_groups: int = 8, time_scale_shift: str = "scale_shift"):
         super().__init__()
         from diffusers import UNet2DModel
 
         self.config = dict(image_size=image_size, channels=channels, cond_dim=cond_dim,
                            block_out_channels=list(block_out_channels), layers_per_block=layers_per_block,
-                           encoder=encoder, norm_num_groups=norm_num_groups, time_scale_shift=time_scale_shift)
+                           encoder=encoder or {}, norm_num_groups=norm_num_groups, time_scale_shift=time_scale_shift)
         n = len(block_out_channels)
         self.unet = UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels,
                                 block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
@@ -88,9 +89,11 @@ class PixelPrior(nn.Module):
         directory = Path(directory)
         if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
             raise MissingWeightsError("a trained pixel prior", str(directory), "train one with `gess prior train`")
-        config = json.loads((directory / CONFIG_NAME).read_text())
+        config = read_json(directory / CONFIG_NAME)
         if config.get("_class_name") != "PixelPrior":
             raise GessInputError(directory / CONFIG_NAME, "_class_name", "'PixelPrior'", repr(config.get("_class_name")))
+        if isinstance(config.get("encoder"), str):  # gess 0.1 stored the encoder's name only
+            config["encoder"] = EncoderSpec.from_dict({"name": config["encoder"], "dim": config.get("cond_dim", 0)}).to_dict()
         args = {k: config[k] for k in ("image_size", "channels", "cond_dim", "block_out_channels", "layers_per_block",
                                        "encoder", "norm_num_groups") if k in config}
         args["time_scale_shift"] = config.get("time_scale_shift", "default")
@@ -118,10 +121,6 @@ class PixelAutoencoder:
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def count_parameters(model: nn.Module) -> int:
-    return int(sum(p.numel() for p in model.parameters()))
-
-
 def embedding_statistics(embeddings: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension mean and ONE global scale (the RMS of the centred embeddings).
 
@@ -133,3 +132,63 @@ def embedding_statistics(embeddings: np.ndarray) -> tuple[torch.Tensor, torch.Te
     mean = e.mean(0)
     scale = (e - mean).pow(2).mean().sqrt().clamp_min(1e-6)
     return mean, scale.expand_as(mean).clone()
+
+
+class PixelBackend:
+    """The small embedding-conditioned pixel-space diffusion model (``gess prior train``).
+
+    The conditioning tokens are (c', c), normalised by the prior's embedding statistics.
+    """
+
+    name = "pixel"
+
+    def __init__(self, prior: PixelPrior, scheduler=None, device: str = "cpu"):
+        from gess.generation.backends import default_scheduler
+
+        self.prior = prior.to(device).eval()
+        for p in self.prior.parameters():
+            p.requires_grad_(False)
+        self.scheduler = scheduler or default_scheduler()
+        self.device = torch.device(device)
+        cfg = prior.config
+        self.autoencoder = PixelAutoencoder(cfg["image_size"], cfg["channels"])
+        self.encoder_spec = EncoderSpec.from_dict(cfg["encoder"]) if cfg["encoder"] else EncoderSpec("unknown", "unknown", cfg["cond_dim"])
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> "PixelBackend":
+        from diffusers import DDIMScheduler
+
+        from gess.generation.backends import SCHEDULER_NAME
+
+        directory = Path(directory)
+        prior = PixelPrior.from_pretrained(directory)
+        sched_path = directory / SCHEDULER_NAME
+        scheduler = DDIMScheduler.from_config(read_json(sched_path)) if sched_path.is_file() else None
+        return cls(prior, scheduler, device)
+
+    def config(self) -> dict:
+        return {"backend": self.name, **self.prior.config}
+
+    def latent_shape(self) -> tuple[int, ...]:
+        c = self.prior.config
+        return (c["channels"], c["image_size"], c["image_size"])
+
+    def predict_noise(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.prior(z, t, cond)
+
+    def condition(self, c_prime: np.ndarray, c: np.ndarray | None = None) -> torch.Tensor:
+        """(N, 2, d) normalised tokens (c', c), or (N, 1, d) when only one is given."""
+        tokens = [np.asarray(c_prime, np.float32)] + ([np.asarray(c, np.float32)] if c is not None else [])
+        cond = torch.from_numpy(np.stack(tokens, axis=1)).to(self.device)
+        if cond.shape[-1] != self.prior.config["cond_dim"]:
+            raise GessInputError(None, "embeddings", f"{self.prior.config['cond_dim']}-d embeddings of encoder "
+                                 f"'{self.encoder_spec.name}' (the generator's)", f"{cond.shape[-1]}-d")
+        return self.prior.normalize(cond)
+
+    def to_images(self, z: torch.Tensor) -> torch.Tensor:
+        """Generator space -> (N, 3, H, W) in [0, 1]; differentiable."""
+        return self.autoencoder.decode_latents(z)
+
+    def from_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) images in [0, 1] -> generator space."""
+        return self.autoencoder.encode_images(images.to(self.device))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError, MissingWeightsError
 
 DEFAULT_UNCLIP_ID = "stabilityai/stable-diffusion-2-1-unclip-small"
@@ -33,7 +34,6 @@ class UnCLIPBackend:
     """
 
     name = "unclip"
-    encoder_name = "clip"
 
     def __init__(self, unet, vae, scheduler, image_normalizer, image_noising_scheduler, prompt_embeds: torch.Tensor,
                  noise_level: int = 0, device: str = "cpu", dtype: torch.dtype | None = None, source: str = ""):
@@ -79,6 +79,11 @@ class UnCLIPBackend:
             tokens = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
             prompt_embeds = text_encoder(tokens.input_ids)[0]
         return cls(unet, vae, scheduler, normalizer, noising, prompt_embeds, noise_level, device, source=src)
+
+    @property
+    def encoder_spec(self) -> EncoderSpec:
+        """unCLIP is conditioned on CLIP image embeddings of the normaliser's size."""
+        return EncoderSpec("clip", "openai/clip-vit-large-patch14", int(self.image_normalizer.mean.shape[-1]))
 
     def config(self) -> dict:
         return {"backend": self.name, "source": self.source, "sample_size": self.unet.config.sample_size,

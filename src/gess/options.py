@@ -1,0 +1,233 @@
+"""One declaration per option: dataclasses and signatures are read here, nowhere else.
+
+Every tunable of gess is declared once, as a dataclass field (``CSOptions``,
+``GGOptions``, ``SamplingOptions``, ``TrainOptions``, ...) or as a parameter of
+an estimator's ``__init__`` (``GESSDecoder``). This module turns such a
+declaration into
+
+* a validated instance from a mapping (a run config section, a ``--config``
+  file): unknown keys and wrong types raise :class:`GessInputError`, naming the
+  file and the key (exit status 2 on the command line);
+* command-line flags, one per field (``--cs-lowpass-factor``, ``--gg-scale``, ...),
+  added to a typer command by :func:`flags_from`.
+
+Types come from the annotations: ``bool``, ``int``, ``float``, ``str``,
+``Literal[...]`` (a closed set of choices), ``tuple[...]``/``list[...]``,
+``dict`` and ``X | None``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, Literal, Union, get_args, get_origin
+
+from gess.errors import GessInputError
+
+_NO_DEFAULT = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """One declared option: its name, type, default and help text."""
+
+    name: str
+    annotation: Any
+    default: Any
+    help: str = ""
+
+
+def option_specs(target) -> list[OptionSpec]:
+    """The options a dataclass (its fields) or a class (its ``__init__`` parameters) declares."""
+    if dataclasses.is_dataclass(target):
+        hints = typing.get_type_hints(target, include_extras=True)
+        specs = []
+        for f in dataclasses.fields(target):
+            if not f.init:
+                continue
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                default = f.default_factory()  # type: ignore[misc]
+            else:
+                default = _NO_DEFAULT
+            specs.append(OptionSpec(f.name, hints[f.name], default, f.metadata.get("help", "")))
+        return specs
+    init = target.__init__
+    hints = typing.get_type_hints(init)
+    return [OptionSpec(p.name, hints.get(p.name, Any), p.default if p.default is not inspect.Parameter.empty else _NO_DEFAULT)
+            for p in inspect.signature(init).parameters.values() if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+
+
+def coerce(value, annotation, where: str, source=None):
+    """``value`` checked against ``annotation`` (ints are accepted for floats, lists for tuples)."""
+    origin = get_origin(annotation)
+    if annotation is Any:
+        return value
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return value if isinstance(value, annotation) else build(annotation, value, source, where)
+    if origin in (Union, types.UnionType):
+        args = get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where, source)
+            except GessInputError as exc:
+                errors.append(exc.expected)
+        raise GessInputError(source, where, " or ".join(errors + (["nothing (null)"] if type(None) in args else [])), _show(value))
+    if origin is Literal:
+        choices = get_args(annotation)
+        if value not in choices:
+            raise GessInputError(source, where, f"one of {', '.join(map(str, choices))}", _show(value))
+        return value
+    if origin in (tuple, list) or annotation in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise GessInputError(source, where, "a list", _show(value))
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        item = args[0] if args else Any
+        items = [coerce(v, item, f"{where}[{i}]", source) for i, v in enumerate(value)]
+        return tuple(items) if (origin or annotation) is tuple else items
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise GessInputError(source, where, "a mapping", _show(value))
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise GessInputError(source, where, "true or false", _show(value))
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise GessInputError(source, where, "an integer", _show(value))
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise GessInputError(source, where, "a number", _show(value))
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise GessInputError(source, where, "a string", _show(value))
+        return value
+    if annotation is Path:
+        if not isinstance(value, (str, Path)):
+            raise GessInputError(source, where, "a path", _show(value))
+        return Path(value)
+    return value
+
+
+def _show(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def validated_kwargs(target, data, source=None, where: str = "") -> dict:
+    """Check a mapping against what ``target`` declares: known keys, right types. Returns the kwargs."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise GessInputError(source, where or None, "a mapping of option: value", _show(data))
+    specs = {s.name: s for s in option_specs(target)}
+    unknown = sorted(set(data) - set(specs))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise GessInputError(source, key, f"one of the keys {', '.join(specs)}", "an unknown key")
+    missing = [name for name, s in specs.items() if s.default is _NO_DEFAULT and name not in data]
+    if missing:
+        key = f"{where}.{missing[0]}" if where else missing[0]
+        raise GessInputError(source, key, "a value", "nothing")
+    return {k: coerce(v, specs[k].annotation, f"{where}.{k}" if where else k, source) for k, v in data.items()}
+
+
+def build(target, data, source=None, where: str = ""):
+    """An instance of ``target`` from a mapping, validated (see :func:`validated_kwargs`)."""
+    kwargs = validated_kwargs(target, data, source, where)
+    try:
+        return target(**kwargs)
+    except GessInputError as exc:
+        raise GessInputError(source, f"{where}.{exc.field}" if where and exc.field else (exc.field or where or None),
+                             exc.expected, exc.got) from None
+
+
+def to_dict(options) -> dict:
+    """A dataclass as a plain JSON-ready mapping (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}
+
+
+# ------------------------------------------------------------------ command-line flags
+def _flag_type(annotation):
+    """The type typer parses a flag as; lists, mappings and unions are read as YAML text."""
+    base = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in (Union, types.UnionType) else [annotation]
+    if len(base) == 1 and base[0] in (bool, int, float, str):
+        return base[0]
+    return str
+
+
+def flags_from(target, param: str, prefix: str = "", skip: tuple[str, ...] = (), rename: dict | None = None) -> Callable:
+    """Decorator: give a typer command one flag per option of ``target``; it receives them as ``param``.
+
+    ``param`` arrives as a dict of the options the user set (unset flags are
+    absent), already validated, so that the command can merge it with a config
+    file. Flags are ``--{prefix}{name-with-dashes}``; ``rename`` maps an option to
+    another flag name (for flags the CLI contract fixes).
+    """
+    import typer
+
+    specs = [s for s in option_specs(target) if s.name not in skip]
+    rename = rename or {}
+
+    def decorate(command: Callable) -> Callable:
+        sig = inspect.signature(command)
+        params = [p for p in sig.parameters.values() if p.name != param]
+        names = {}
+        for s in specs:
+            flag = rename.get(s.name, f"--{prefix}{s.name.replace('_', '-')}")
+            kind = _flag_type(s.annotation)
+            arg = f"{param}__{s.name}"
+            names[arg] = (s, flag)
+            if kind is bool:
+                flag = f"{flag}/--no-{flag[2:]}"
+            help_text = s.help or f"{target.__name__}.{s.name}"
+            default_text = s.default if s.default is not _NO_DEFAULT else None
+            params.append(inspect.Parameter(arg, inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[kind],
+                                            default=typer.Option(None, flag, help=f"{help_text} [default: {default_text}]",
+                                                                 show_default=False)))
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            chosen = {}
+            for arg, (s, flag) in names.items():
+                value = kwargs.pop(arg, None)
+                if value is None:
+                    continue
+                if _flag_type(s.annotation) is str and isinstance(value, str) and s.annotation is not str:
+                    value = _parse_text(value, s.annotation, flag)
+                chosen[s.name] = coerce(value, s.annotation, s.name, flag)
+            kwargs[param] = chosen
+            return command(**kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def _parse_text(text: str, annotation, flag: str):
+    """A flag's text as YAML (``[1.5, 2]``, ``{k: 1}``), or comma-separated for a list."""
+    import yaml
+
+    if get_origin(annotation) is Literal:
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise GessInputError(flag, None, "a YAML value", repr(text)) from None
+    list_like = any(get_origin(a) in (tuple, list) or a in (tuple, list)
+                    for a in (get_args(annotation) or (annotation,)))
+    if list_like and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        value = [yaml.safe_load(part) for part in str(text).split(",")]
+    return value

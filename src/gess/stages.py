@@ -1,0 +1,384 @@
+"""The stages of gess, one function each; the CLI commands and `gess run` both call these, and only these.
+
+=================  ===================================================  ==========================
+stage              what it writes                                        up to date when
+=================  ===================================================  ==========================
+:func:`fit_decoders`    ``MODEL/config.json`` + ``model.safetensors``    the fingerprint in config.json matches
+:func:`train_prior`     ``PRIOR/config.json`` + ``model.safetensors``    the fingerprint matches, no checkpoint left
+:func:`reconstruct`     ``DIR/<stimulus_id>.png`` + ``manifest.json``     each image's settings and seed match
+:func:`evaluate`        ``FILE.json``                                     (always recomputed: cheap)
+:func:`build_report`    ``DIR/report.html``                              (always rebuilt)
+=================  ===================================================  ==========================
+
+Every fingerprint hashes *content* (arrays, settings, the encoder's description),
+never file names or times, so a copied dataset is the same dataset and an edited
+one is not. Plain in-memory use (no files) is :func:`fit` and :func:`decode`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gess.cache import cached_array, fingerprint
+from gess.data import Dataset
+from gess.data.dataset import Split
+from gess.decoding import Decoded, GESSDecoder, StructuralSpace
+from gess.decoding.structural import StructureOptions
+from gess.encoders import DEFAULT_ENCODER, ImageEncoder, check_same_encoder, get_encoder
+from gess.encoders.features import semantic_features
+from gess.errors import GessInputError
+from gess.io import atomic_path, read_json, write_json
+
+MANIFEST = "manifest.json"
+
+
+def _log(console, message: str) -> None:
+    if console is not None:
+        console.print(message)
+
+
+# ------------------------------------------------------------------ features
+def encode_images(encoder: ImageEncoder, images: np.ndarray, use_cache: bool = True) -> np.ndarray:
+    """Semantic features of uint8 images, cached by content and encoder."""
+    key = fingerprint(images, encoder.spec().to_dict())
+    return cached_array("semantic", key, lambda: semantic_features(encoder, images), enabled=use_cache)
+
+
+def structural_space(dataset: Dataset, options: StructureOptions | None = None, device: str = "cpu") -> StructuralSpace:
+    """M_s's target space for a dataset: blurred pixels at min(image side, 64) px by default, grey for one channel."""
+    options = options or StructureOptions()
+    images = dataset.train.images
+    grey = images.shape[-1] == 1
+    if options.kind == "pixels":
+        return StructuralSpace(options.size or min(images.shape[1], 64), options.radius, grey)
+    if options.generator is None:
+        raise GessInputError(None, "structure.generator", "the generator whose latents M_s predicts (kind: latent)", "nothing")
+    from gess.generation.backends import load_backend
+
+    backend = load_backend(options.generator, device=device)
+    return StructuralSpace(backend.image_size, options.radius, grey, "latent", _generator_identity(options.generator), backend)
+
+
+def _generator_identity(generator) -> str:
+    path = Path(str(generator))
+    return str(path.resolve()) if path.exists() else str(generator)
+
+
+# ------------------------------------------------------------------ decoders (in memory)
+def fit(dataset: Dataset, encoder: ImageEncoder | str = DEFAULT_ENCODER, augment_images: np.ndarray | str | Path | None = None,
+        space: StructuralSpace | None = None, use_cache: bool = True, **decoder_options) -> GESSDecoder:
+    """Fit the three GESS decoders on a dataset's training trials.
+
+    Parameters
+    ----------
+    dataset : a :class:`~gess.data.Dataset` (raw fMRI; z-scoring happens inside).
+    encoder : an encoder or its name (see :func:`gess.encoders.get_encoder`).
+    augment_images : images (or a folder of them) that sample the semantic manifold (C_aug).
+    space : what M_s predicts; default blurred pixels (:func:`structural_space`).
+    decoder_options : :class:`~gess.decoding.GESSDecoder` parameters.
+
+    Examples
+    --------
+    >>> model = fit(load_mat("digit69_28x28.mat"))  # doctest: +SKIP
+    >>> out, ids = decode(model, dataset)            # doctest: +SKIP
+    """
+    from gess.data.images import load_image_folder
+
+    encoder = get_encoder(encoder) if isinstance(encoder, str) else encoder
+    space = space or structural_space(dataset)
+    train = dataset.train
+    stim_features = encode_images(encoder, train.images, use_cache)
+    rows = train.image_index()
+    structure = space.targets(train.images)[rows]
+    augment = None
+    if augment_images is not None:
+        if isinstance(augment_images, (str, Path)):
+            augment_images, _ = load_image_folder(augment_images, size=train.images.shape[1])
+        augment = encode_images(encoder, augment_images, use_cache)
+    metadata = {"dataset": dataset.name, "source": dataset.source, "n_augment": 0 if augment is None else int(len(augment))}
+    model = GESSDecoder(**decoder_options)
+    return model.fit(train.fmri, stim_features[rows], structure, augment_embeddings=augment, encoder=encoder.spec(),
+                     structure_space=space, metadata=metadata)
+
+
+def decode(model: GESSDecoder, dataset: Dataset) -> tuple[Decoded, np.ndarray]:
+    """Decode the dataset's test fMRI, repeats averaged: returns (outputs, stimulus ids)."""
+    test = dataset.test.averaged()
+    model.check_voxels(test.n_voxels, dataset.source)
+    return model.decode(test.fmri, source=dataset.source), test.stimulus_ids
+
+
+# ------------------------------------------------------------------ stage: fit the decoders
+def fit_decoders(dataset: Dataset, out: str | Path, encoder: ImageEncoder, decoder_options: dict | None = None,
+                 structure: StructureOptions | None = None, augment_images: np.ndarray | None = None,
+                 console=None) -> GESSDecoder:
+    """Fit M_c, M_s and M_g and save them to ``out``; an up-to-date ``out`` is loaded instead."""
+    decoder_options = dict(decoder_options or {})
+    structure = structure or StructureOptions()
+    params = GESSDecoder(**decoder_options).get_params()
+    key = fingerprint("decoders", dataset.train.fmri, dataset.train.trial_ids, dataset.train.images,
+                      dataset.train.stimulus_ids, encoder.spec().to_dict(), structure.to_dict(), params,
+                      augment_images if augment_images is not None else None)
+    out = Path(out)
+    config = out / "config.json"
+    if config.is_file() and read_json(config).get("metadata", {}).get("fingerprint") == key:
+        _log(console, f"decoders: {out} is up to date (same data, encoder and options)")
+        return GESSDecoder.load(out, device=params["device"])
+    space = structural_space(dataset, structure, params["device"])
+    model = fit(dataset, encoder, augment_images=augment_images, space=space, **decoder_options)
+    model.metadata_["fingerprint"] = key
+    model.save(out)
+    _log(console, f"decoders fitted -> {out} (gate {model.gate_.name}, alpha_c {model.semantic_.ridge_.alpha_:g}, "
+                  f"alpha_s {model.structural_.ridge_.alpha_:g})")
+    return model
+
+
+# ------------------------------------------------------------------ stage: train a prior
+def training_images(path: str | Path, format: str = "auto") -> np.ndarray:
+    """Images of a folder, or the TRAINING stimuli of a dataset (never its test stimuli)."""
+    from gess.data import load_dataset
+    from gess.data.images import IMAGE_SUFFIXES, load_image_folder
+
+    path = Path(path)
+    if path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+        return load_image_folder(path)[0]
+    return load_dataset(path, format).train.images
+
+
+def train_prior(images: np.ndarray, out: str | Path, encoder: ImageEncoder, options=None, console=None,
+                progress: bool = True) -> Path:
+    """Train the pixel prior on ``images`` into ``out``; an up-to-date prior is kept, an interrupted one resumed."""
+    from gess.generation.train import TrainOptions, train_prior as train
+
+    options = options or TrainOptions()
+    key = fingerprint("prior", images, encoder.spec().to_dict(), {**options.to_dict(), "threads": None})
+    out = Path(out)
+    config = out / "config.json"
+    if config.is_file() and not (out / "checkpoint").exists() and read_json(config).get("fingerprint") == key:
+        _log(console, f"pixel prior: {out} is up to date (same images, encoder and options)")
+        return out
+    _log(console, f"training a {options.image_size}px pixel prior on {len(images)} images for {options.steps} steps")
+    train(images, encode_images(encoder, images), out, encoder.spec(), options, progress=progress,
+          extra_config={"fingerprint": key})
+    return out
+
+
+def cached_prior(images: np.ndarray, encoder: ImageEncoder, options, console=None, progress: bool = True) -> Path:
+    """A prior trained on ``images`` in the gess cache (shared by runs with the same images and options)."""
+    from gess.cache import cache_dir
+
+    key = fingerprint("prior", images, encoder.spec().to_dict(), {**options.to_dict(), "threads": None})
+    return train_prior(images, cache_dir() / "priors" / key, encoder, options, console, progress)
+
+
+# ------------------------------------------------------------------ stage: reconstruct
+def _write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(tmp, format="PNG")
+
+
+def _read_manifest(out: Path) -> dict:
+    return {m["stimulus_id"]: m for m in read_json(out / MANIFEST)} if (out / MANIFEST).is_file() else {}
+
+
+def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method: str = "cs", generator: str | Path | None = None,
+                seed: int = 0, sampling=None, cs=None, gg=None, device: str = "cpu", progress: bool = True,
+                console=None, backend_name: str | None = None) -> dict:
+    """One ``<stimulus_id>.png`` per test stimulus and ``manifest.json`` in ``out``, for any method.
+
+    Generator methods keep images whose manifest entry has the same settings and seed
+    (a re-run resumes); ``structure`` and ``knn`` cost nothing and are always rewritten.
+    With ``cs.tune`` the CS settings are chosen on held-out folds of the training data
+    (:func:`tune_cs_on_training_folds`) and recorded in the manifest. ``backend_name``
+    (``pixel``, ``unclip``), when given, is checked against the generator found.
+    """
+    from gess.generation import CSOptions, GGOptions, SamplingOptions
+    from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
+
+    if method not in METHODS:
+        raise GessInputError(None, "method", f"one of {', '.join(METHODS)}", repr(method))
+    sampling, cs, gg = sampling or SamplingOptions(), cs or CSOptions(), gg or GGOptions()
+    out = Path(out)
+    decoded, ids = decode(decoder, dataset)
+    space = decoder.structure_space_ or {"kind": "pixels"}
+    needs_generator = method not in BASELINE_METHODS or (method == "structure" and space.get("kind") == "latent")
+    if needs_generator and generator is None:
+        raise GessInputError(None, "generator", f"a generator directory for method '{method}'", "none")
+    if method in BASELINE_METHODS:
+        backend = _open_generator(decoder, generator, device, backend_name) if needs_generator else None
+        images = _baseline_images(method, decoder, dataset, decoded, space, backend)
+        _write_all(out, ids, images, decoded.pi_c, method, seed)
+        return {"generated": len(ids), "skipped": 0}
+
+    # the decoder's fingerprint is part of the settings: a refitted decoder invalidates its images
+    settings = {"method": method, "generator": str(generator), "sampling": sampling.to_dict(),
+                "decoder": decoder.metadata_.get("fingerprint") or decoder.get_params(),
+                "cs": cs.to_dict() if method in CS_METHODS else None, "gg": gg.to_dict() if method == "gg" else None}
+    by_id = _read_manifest(out)
+    seeds = [seed + i for i in range(len(ids))]
+    todo = [i for i, sid in enumerate(ids)
+            if not (sid in by_id and (out / by_id[sid]["file"]).is_file() and by_id[sid].get("settings") == settings
+                    and by_id[sid].get("seed") == seeds[i])]
+    if not todo:
+        _write_manifest(out, ids, by_id)
+        return {"generated": 0, "skipped": len(ids)}
+    backend = _open_generator(decoder, generator, device, backend_name)  # a finished directory never loads the generator
+    chosen, tuning = cs, None
+    if cs.tune and method in CS_METHODS:
+        chosen, tuning = tune_cs_on_training_folds(decoder, dataset.train, backend, method, sampling, cs, console)
+        sampling = _with_floor(sampling, tuning["min_structure_weight"]) if method == "cs" else sampling
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"tuned": tuning} if tuning else {}
+
+    def write_batch(local_idx, images):
+        for j, img in zip(local_idx, images):
+            i = todo[j]
+            name = f"{ids[i]}.png"
+            _write_png(out / name, img)
+            by_id[ids[i]] = {"stimulus_id": str(ids[i]), "file": name, "pi_c": float(decoded.pi_c[i]), "method": method,
+                             "seed": seeds[i], "steps": sampling.steps, "settings": settings, **record}
+        _write_manifest(out, ids, by_id)
+
+    from gess.generation import reconstruct as generate
+
+    idx = np.array(todo)
+    encoder = get_encoder(decoder.encoder_, device=device) if method == "gg" else None
+    generate(backend, decoded.c_prime[idx], decoded.c[idx], decoded.s[idx], decoded.pi_c[idx], method, sampling,
+             seeds=[seeds[i] for i in todo], cs_options=chosen, gg_options=gg, encoder=encoder,
+             structure_kind=space.get("kind", "pixels"), on_batch=write_batch, progress=progress)
+    _write_manifest(out, ids, by_id)
+    return {"generated": len(todo), "skipped": len(ids) - len(todo)}
+
+
+def _with_floor(sampling, floor: float):
+    from dataclasses import replace
+
+    return replace(sampling, min_structure_weight=floor)
+
+
+def _write_manifest(out: Path, ids, by_id: dict) -> None:
+    write_json(out / MANIFEST, [by_id[s] for s in ids if s in by_id])
+
+
+def _write_all(out: Path, ids, images: np.ndarray, pi_c: np.ndarray, method: str, seed: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    by_id = {}
+    for sid, img, p in zip(ids, images, pi_c):
+        _write_png(out / f"{sid}.png", img)
+        by_id[sid] = {"stimulus_id": str(sid), "file": f"{sid}.png", "pi_c": float(p), "method": method, "seed": seed, "steps": 0}
+    _write_manifest(out, ids, by_id)
+
+
+def _open_generator(decoder: GESSDecoder, generator, device: str, backend_name: str | None = None):
+    """Load a generator and check it speaks the decoders' embeddings and, for latent M_s, is theirs."""
+    from gess.generation.backends import load_backend
+
+    backend = load_backend(generator, device=device)
+    if backend_name is not None and backend.name != backend_name:
+        raise GessInputError(generator, "generator.backend", f"a '{backend_name}' generator", f"a '{backend.name}' one")
+    check_same_encoder(decoder.encoder_, backend.encoder_spec, "the generator to be conditioned on the decoders' embeddings",
+                       generator)
+    space = decoder.structure_space_ or {}
+    if space.get("kind") == "latent" and space.get("generator") != _generator_identity(generator):
+        raise GessInputError(generator, "structure", f"the generator whose latents M_s was fitted on ({space.get('generator')})",
+                             _generator_identity(generator))
+    return backend
+
+
+def _baseline_images(method: str, decoder: GESSDecoder, dataset: Dataset, decoded: Decoded, space: dict, backend) -> np.ndarray:
+    """``structure``: M_s's output as an image; ``knn``: the training stimulus nearest the decoded embedding."""
+    if method == "structure":
+        images = StructuralSpace.from_config(space, backend).to_images(decoded.s)
+        return np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
+    from gess.baselines import knn_indices
+
+    train_embeddings = encode_images(get_encoder(decoder.encoder_), dataset.train.images)
+    return dataset.train.images[knn_indices(decoded.c_prime, train_embeddings)]
+
+
+def held_out_fold_outputs(decoder: GESSDecoder, train: Split, folds: int = 5, seed: int = 0, autoencoder=None) -> list[dict]:
+    """Decoders refitted without each fold of the TRAINING stimuli, decoding that fold.
+
+    Only ``train`` is read: the test set never enters tuning. Each fold's dict holds
+    c_prime, c, s, pi_c of its held-out stimuli, their images (``target``) and ids.
+    """
+    from gess.data.dataset import Dataset
+
+    encoder = get_encoder(decoder.encoder_)
+    space = StructuralSpace.from_config(decoder.structure_space_ or {"size": 64}, autoencoder)
+    outputs = []
+    n = len(train.stimulus_ids)
+    for held in np.array_split(np.random.default_rng(seed).permutation(n), min(folds, n)):
+        keep = np.setdiff1d(np.arange(n), held)
+        fitting, heldout = train.subset(train.stimulus_ids[keep]), train.subset(train.stimulus_ids[held])
+        fold = Dataset(fitting, heldout, name="training fold")
+        model = fit(fold, encoder, space=space, **decoder.get_params())
+        d, ids = decode(model, fold)
+        lookup = {s: i for i, s in enumerate(heldout.stimulus_ids)}
+        outputs.append({"c_prime": d.c_prime, "c": d.c, "s": d.s, "pi_c": d.pi_c, "stimulus_ids": ids,
+                        "target": heldout.images[[lookup[s] for s in ids]]})
+    return outputs
+
+
+def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, method: str, sampling, cs, console=None):
+    """CS settings chosen by pixel correlation on held-out training folds; cached by content.
+
+    Returns (CSOptions with the chosen low-pass factor and share of steps, a record
+    with the chosen floor on pi_s and every setting tried).
+    """
+    from dataclasses import replace
+
+    from gess.cache import cache_dir
+    from gess.generation.tuning import tune_cs
+
+    floors = cs.tune_min_structure_weights if method == "cs" else (0.0,)
+    key = fingerprint("cs-tuning", decoder.metadata_.get("fingerprint") or decoder.get_params(), train.fmri, train.images,
+                      backend.config(), method, sampling.to_dict(), cs.to_dict())
+    path = cache_dir() / "cs-tuning" / f"{key}.json"
+    if path.is_file():
+        record = read_json(path)
+    else:
+        _log(console, f"tuning CS ({method}) on {cs.tune_folds} held-out folds of the training data")
+        folds = held_out_fold_outputs(decoder, train, cs.tune_folds, autoencoder=backend)
+        best, floor, grid = tune_cs(backend, folds, cs.tune_lowpass_factors, cs.tune_fractions, sampling, method, floors, cs)
+        record = {"lowpass_factor": best.lowpass_factor, "fraction": best.fraction, "min_structure_weight": floor,
+                  "folds": cs.tune_folds, "grid": grid, "tuned_on": [str(s) for s in train.stimulus_ids]}
+        write_json(path, record)
+    _log(console, f"CS chosen on training folds: low-pass x{record['lowpass_factor']}, fraction {record['fraction']}, "
+                  f"floor {record['min_structure_weight']}")
+    return replace(cs, lowpass_factor=record["lowpass_factor"], fraction=record["fraction"]), record
+
+
+# ------------------------------------------------------------------ stage: evaluate
+def evaluate(recon: str | Path, dataset: Dataset, protocol: str = "paper", out: str | Path | None = None, **options) -> dict:
+    """Score ``recon/<stimulus_id>.png`` against the dataset's test stimuli (see :mod:`gess.evaluation.scoring`)."""
+    from gess.evaluation.scoring import evaluate_directory
+
+    return evaluate_directory(recon, dataset, protocol, out=out, **options)
+
+
+# ------------------------------------------------------------------ stage: report
+def build_report(run, out: str | Path) -> Path:
+    """``out/report.html`` from a finished run (:class:`gess.run.RunResult`)."""
+    from gess.report.build import build_report as build
+
+    return build(run, Path(out))
+
+
+class StageTimer:
+    """Wall time per stage, for the report."""
+
+    def __init__(self, console=None):
+        self.console = console
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str, work: Callable):
+        start = time.time()
+        result = work()
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.time() - start
+        return result
