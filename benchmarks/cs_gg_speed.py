@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from gess.encoders import get_encoder
-from gess.generation import CSOptions, GGOptions, reconstruct
-from gess.generation.backends import PixelBackend
-from gess.generation.models import PixelPrior
+from gess.generation import CSOptions, GGOptions, SamplingOptions, reconstruct
+from gess.generation.backends.pixel import PixelBackend, PixelPrior
 
 
 def main():
@@ -27,8 +26,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.manual_seed(0)
-    backend = PixelBackend.from_pretrained(args.prior) if args.prior else PixelBackend(PixelPrior())
-    encoder = get_encoder(backend.encoder_name)
+    encoder = get_encoder("efficientnet-lite0")
+    backend = PixelBackend.from_pretrained(args.prior) if args.prior else PixelBackend(PixelPrior(encoder=encoder.spec().to_dict()))
+    encoder = get_encoder(backend.encoder_spec)
     rng = np.random.default_rng(0)
     d = backend.prior.config["cond_dim"]
     c = rng.normal(size=(args.n, d)).astype(np.float32)
@@ -36,16 +36,16 @@ def main():
     pi = rng.random(args.n).astype(np.float32)
     runs = {
         "plain (semantic)": dict(method="semantic"),
-        "cs (paper preset)": dict(method="cs", cs_options=CSOptions.preset("paper")),
-        "cs (released preset)": dict(method="cs", cs_options=CSOptions.preset("released")),
+        "cs (paper preset)": dict(method="cs", cs_options=CSOptions(preset="paper")),
+        "cs (released preset)": dict(method="cs", cs_options=CSOptions(preset="released")),
         "gg (default)": dict(method="gg", gg_options=GGOptions(), encoder=encoder),
     }
     times = {k: [] for k in runs}
-    reconstruct(backend, c[:2], c[:2], s[:2], pi[:2], "semantic", 2)  # warm-up
+    reconstruct(backend, c[:2], c[:2], s[:2], pi[:2], "semantic", SamplingOptions(steps=2))  # warm-up
     for _ in range(args.repeats):  # interleaved, so drift hits every method alike
         for name, kw in runs.items():
             t = time.perf_counter()
-            reconstruct(backend, c, c, s, pi, steps=args.steps, batch_size=args.n, **kw)
+            reconstruct(backend, c, c, s, pi, sampling=SamplingOptions(steps=args.steps, batch_size=args.n), **kw)
             times[name].append(time.perf_counter() - t)
     base = np.median(times["plain (semantic)"])
     print(f"{args.n} images x {args.steps} steps, batch {args.n}, {torch.get_num_threads()} threads, median of {args.repeats}")

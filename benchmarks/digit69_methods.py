@@ -19,14 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gess import api
+from gess import stages
 from gess.data import load_mat
 from gess.data.images import resize_images
-from gess.encoders import StructuralSpace, get_encoder
-from gess.evaluation.metrics import ssim as suite_ssim
-from gess.generation import CSOptions, GGOptions, reconstruct
-from gess.generation.backends import PixelBackend
+from gess.decoding import StructuralSpace
+from gess.encoders import get_encoder
 from gess.evaluation.identification import paired_correlation
+from gess.evaluation.metrics import ssim as suite_ssim
+from gess.generation import CSOptions, GGOptions, SamplingOptions, reconstruct
+from gess.generation.backends.pixel import PixelBackend
 from gess.generation.tuning import tune_cs
 from gess.report.figures import save_grid
 
@@ -42,22 +43,6 @@ def ssim28(gt, rec):
 
     t = lambda a: torch.from_numpy(np.repeat(grey(a)[:, None], 3, 1))
     return suite_ssim(t(gt), t(rec))
-
-
-def fold_outputs(ds, encoder, space, folds=5):
-    from gess.data.dataset import Dataset, Split
-
-    n = len(ds.train.stimulus_ids)
-    out = []
-    for held in np.array_split(np.random.default_rng(0).permutation(n), folds):
-        keep = np.setdiff1d(np.arange(n), held)
-        tr = ds.train.subset(ds.train.stimulus_ids[keep])
-        te = ds.train.subset(ds.train.stimulus_ids[held])
-        sub = Dataset(tr, Split(te.fmri, te.trial_ids, te.images, te.stimulus_ids), name="fold")
-        model = api.fit(sub, encoder, structural_space=space)
-        d, _ = api.decode(model, sub)
-        out.append({"c_prime": d.c_prime, "c": d.c, "s": d.s, "pi_c": d.pi_c, "target": te.images})
-    return out
 
 
 def main():
@@ -80,19 +65,22 @@ def main():
     ds = load_mat(args.data)
     encoder = get_encoder("efficientnet-lite0")
     space = StructuralSpace(28, grey=True)
-    model = api.fit(ds, encoder, structural_space=space)
-    dec, ids = api.decode(model, ds)
+    model = stages.fit(ds, encoder, space=space)
+    dec, ids = stages.decode(model, ds)
     backend = PixelBackend.from_pretrained(args.prior)
-    cs = CSOptions(lowpass_factor=args.cs_lowpass, fraction=args.cs_fraction, min_structure_weight=args.cs_min_structure)
+    cs = CSOptions(lowpass_factor=args.cs_lowpass, fraction=args.cs_fraction)
+    sampling = SamplingOptions(steps=args.steps, guidance_scale=args.guidance_scale, min_structure_weight=args.cs_min_structure)
     grid = []
     if args.tune:
-        cs, grid = tune_cs(backend, fold_outputs(ds, encoder, space), args.tune_lowpass, args.tune_fraction, args.steps,
-                           args.guidance_scale, min_structure_weights=args.tune_min_structure)
+        folds = stages.held_out_fold_outputs(model, ds.train, folds=5)
+        cs, floor, grid = tune_cs(backend, folds, args.tune_lowpass, args.tune_fraction, sampling,
+                                  min_structure_weights=args.tune_min_structure)
+        sampling = SamplingOptions(steps=args.steps, guidance_scale=args.guidance_scale, min_structure_weight=floor)
         print("CS validation on held-out training folds (mean pixel correlation):")
         for r in grid:
             print(f"  lowpass x{r['lowpass_factor']:<4} fraction {r['fraction']:<4} "
                   f"min pi_s {r['min_structure_weight']:<4} -> {r['pixcorr']:.3f}")
-        print(f"chosen: {cs.to_dict()}")
+        print(f"chosen: {cs.substitution()}, floor on pi_s {sampling.min_structure_weight}")
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(max_iter=2000).fit(grey(ds.train.images).reshape(90, -1), ds.train.labels)
@@ -112,7 +100,7 @@ def main():
         enc = encoder if method == "gg" else None
         per_seed[method] = []
         for seed in args.seeds:
-            imgs = reconstruct(backend, dec.c_prime, dec.c, dec.s, dec.pi_c, method, args.steps, args.guidance_scale,
+            imgs = reconstruct(backend, dec.c_prime, dec.c, dec.s, dec.pi_c, method, sampling,
                                seed=seed * 1000, cs_options=cs, gg_options=GGOptions(), encoder=enc)
             imgs = resize_images(imgs, 28)
             per_seed[method].append(measure(imgs))
@@ -132,7 +120,7 @@ def main():
     save_grid(columns, args.figure, row_labels=[f"{'six' if l == 1 else 'nine'} pi_c {p:.2f}" for l, p in zip(labels, dec.pi_c)])
     Path(args.figure).with_suffix(".json").write_text(json.dumps(
         {"prior": str(args.prior), "seeds": args.seeds, "guidance_scale": args.guidance_scale, "summary": summary,
-         "cs": cs.to_dict(), "tuning": grid, "pi_c": dec.pi_c.tolist()}, indent=2))
+         "cs": cs.to_dict(), "sampling": sampling.to_dict(), "tuning": grid, "pi_c": dec.pi_c.tolist()}, indent=2))
     print(f"grid -> {args.figure}; wall time {time.time() - t0:.0f} s")
 
 

@@ -26,8 +26,8 @@ from gess.data.simulated import SimulatedFMRIModel, simulate_dataset
 from gess.encoders import get_encoder
 from gess.encoders.features import semantic_features
 from gess.evaluation import two_way_all_pairs
-from gess.gating import GATES, GateInputs, KDEGate
-from gess.model import GESSDecoder
+from gess.decoding import GESSDecoder
+from gess.decoding.gating import GATES, GateInputs, KDEGate
 from gess.split import generalized_split
 
 

@@ -25,7 +25,7 @@ from gess.baselines import knn_indices  # noqa: E402
 from gess.data.simulated import SimulatedFMRIModel, simulate_dataset  # noqa: E402
 from gess.evaluation import two_way_all_pairs, two_way_random  # noqa: E402
 from gess.evaluation.metrics import cosine_distance_matrix  # noqa: E402
-from gess.model import GESSDecoder  # noqa: E402
+from gess.decoding import GESSDecoder  # noqa: E402
 from gess.split import generalized_split, nearest_train_similarity  # noqa: E402
 
 

@@ -38,3 +38,13 @@ def test_fit_prior_reconstruct_evaluate(tmp_path):
     assert metrics["protocol"] == "paper" and metrics["n"] == 4
     assert {"pixcorr", "ssim", "twoway_rmse", "twoway_sam", "twoway_embedding"} <= set(metrics["metrics"])
     assert metrics["per_sample"][0]["stimulus_id"] == "test-0000" and "pi_c" in metrics["per_sample"][0]
+
+
+def test_cli_page_is_current():
+    """docs/cli.md is written from the commands themselves (`python -m gess.clidoc > docs/cli.md`)."""
+    from pathlib import Path
+
+    from gess.clidoc import render
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert page.read_text() == render(), "docs/cli.md is stale: run `python -m gess.clidoc > docs/cli.md`"

@@ -61,3 +61,34 @@ def test_unclip_missing_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     with pytest.raises(MissingWeightsError, match="stable-diffusion-2-1-unclip-small"):
         UnCLIPBackend.from_pretrained()
+
+
+def test_gg_with_unclip_encodes_with_the_decoders_encoder(tmp_path, monkeypatch):
+    """gess 0.1 rebuilt GG's encoder from the generator's name: the hub CLIP, whatever the decoders were fitted with."""
+    import gess.generation.backends as backends
+    from gess import stages
+    from gess.data import load_mat
+    from gess.encoders import CLIPImageEncoder, get_encoder
+    from gess.generation import GGOptions, SamplingOptions
+    from test_encoders import tiny_clip
+
+    from conftest import write_mat
+
+    clip_dir = str(tiny_clip(tmp_path))
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=12, n_test=2, voxels=20, side=16, channels=3)
+    dataset = load_mat(data)
+    decoder = stages.fit(dataset, get_encoder(clip_dir), n_neighbors=3)
+    assert decoder.encoder_.source == clip_dir
+    monkeypatch.setattr(backends, "load_backend", lambda *a, **k: tiny_unclip())
+    used = []
+    real = CLIPImageEncoder.encode_tensor
+
+    def spy(self, images):
+        used.append(self.model_id)
+        return real(self, images)
+
+    monkeypatch.setattr(CLIPImageEncoder, "encode_tensor", spy)
+    done = stages.reconstruct(decoder, dataset, tmp_path / "gg", "gg", "tiny-unclip", sampling=SamplingOptions(steps=2),
+                              gg=GGOptions(encoder_size=32, semantic_every=1), progress=False)
+    assert done["generated"] == 2 and used and set(used) == {clip_dir}

@@ -23,8 +23,8 @@ from gess.options import flags_from
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GESS: reconstruct seen images from fMRI, and say which reconstructions to trust.")
 
-FORMAT_HELP = "auto | mat | god | nsd | folder"
-ENCODER_HELP = "efficientnet-lite0 | clip | a CLIP model directory"
+FORMAT_OPTION = typer.Option("auto", "--format", help="auto | mat | god | nsd | folder")
+ENCODER_OPTION = typer.Option(DEFAULT_ENCODER, "--encoder", help="efficientnet-lite0 | clip | a CLIP model directory")
 
 
 def _console():
@@ -50,8 +50,8 @@ def _read_yaml(path: Path) -> dict:
 def fit(
     data: Path = typer.Option(..., "--data", help="dataset file or directory"),
     out: Path = typer.Option(..., "--out", help="model directory to write"),
-    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-    encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help=ENCODER_HELP),
+    format: str = FORMAT_OPTION,
+    encoder: str = ENCODER_OPTION,
     augment: Optional[Path] = typer.Option(None, "--augment", help="folder of extra images sampling the semantic manifold"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of GESSDecoder options (flags override it)"),
     decoder_flags: dict = None,
@@ -80,7 +80,7 @@ def decode(
     model: Path = typer.Option(..., "--model", help="directory written by `gess fit`"),
     data: Path = typer.Option(..., "--data", help="dataset file or directory"),
     out: Path = typer.Option(..., "--out", help="output directory"),
-    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+    format: str = FORMAT_OPTION,
 ):
     """Decode the test fMRI: DIR/decoded.npz with c_prime, c, s, pi_c, stimulus_ids."""
     import numpy as np
@@ -102,7 +102,7 @@ def decode(
 def split(
     images: Path = typer.Option(..., "--images", help="folder of images or a dataset path"),
     out: Path = typer.Option(..., "--out", help="split.json to write"),
-    encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help=ENCODER_HELP),
+    encoder: str = ENCODER_OPTION,
     clusters: int = typer.Option(20, "--clusters"),
     method: str = typer.Option("kernighan-lin", "--method", help="kernighan-lin | stoer-wagner | random"),
     train_side: str = typer.Option("larger", "--train-side", help="larger | smaller"),
@@ -140,7 +140,7 @@ def evaluate(
     data: Path = typer.Option(..., "--data", help="the dataset whose test stimuli are the ground truth"),
     out: Path = typer.Option(..., "--out", help="metrics JSON to write"),
     protocol: str = typer.Option("paper", "--protocol", help="paper | mindeye | brain-diffuser"),
-    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+    format: str = FORMAT_OPTION,
     encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help="encoder of twoway_embedding when CLIP is absent"),
     clip: Optional[str] = typer.Option(None, "--clip", help="CLIP ViT-L/14 directory or hub id (cache only)"),
     weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="folder of the metric networks' weight files"),
@@ -182,8 +182,8 @@ app.add_typer(prior_app, name="prior")
 def prior_train(
     images: Path = typer.Option(..., "--images", help="folder of images, or a dataset (its training stimuli)"),
     out: Path = typer.Option(..., "--out", help="prior directory to write"),
-    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-    encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help=ENCODER_HELP),
+    format: str = FORMAT_OPTION,
+    encoder: str = ENCODER_OPTION,
     extra_images: Optional[Path] = typer.Option(None, "--extra-images", help="more training images (a folder)"),
     training: dict = None,
 ):
@@ -220,7 +220,7 @@ def reconstruct(
     generator: Optional[str] = typer.Option(None, "--generator", help="a trained pixel prior or a Stable unCLIP directory"),
     method: str = typer.Option("cs", "--method", help=" | ".join(METHODS)),
     seed: int = typer.Option(0, "--seed", help="seed of the first stimulus; the i-th gets seed + i"),
-    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+    format: str = FORMAT_OPTION,
     device: str = typer.Option("cpu", "--device"),
     sampling: dict = None,
     cs: dict = None,
@@ -266,20 +266,21 @@ def demo(out: Path = typer.Option(Path("gess-demo"), "--out", help="output direc
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input exits 2 with one line on stderr, other failures exit 1."""
+    usage_errors = (click.ClickException, typer.exceptions.TyperException)  # typer >= 0.29 carries its own click
     try:
         result = app(args=argv, standalone_mode=False, prog_name="gess")
         sys.exit(result if isinstance(result, int) else 0)
     except GessInputError as exc:
         print(f"gess: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:  # a wrong flag or flag value: one line, like every bad input
-        print(f"gess: error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         print("gess: interrupted; finished outputs are kept and a re-run resumes", file=sys.stderr)
         sys.exit(130)
+    except usage_errors as exc:  # a wrong flag or flag value: one line, like every bad input
+        print(f"gess: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(2)
     except Exception:
         traceback.print_exc()
         sys.exit(1)

@@ -62,6 +62,15 @@ def option_specs(target) -> list[OptionSpec]:
             for p in inspect.signature(init).parameters.values() if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
 
 
+_SCALARS = {  # annotation: (what the error says is expected, the check, the conversion)
+    bool: ("true or false", lambda v: isinstance(v, bool), bool),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool), int),
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), float),
+    str: ("a string", lambda v: isinstance(v, str), str),
+    Path: ("a path", lambda v: isinstance(v, (str, Path)), Path),
+}
+
+
 def coerce(value, annotation, where: str, source=None):
     """``value`` checked against ``annotation`` (ints are accepted for floats, lists for tuples)."""
     origin = get_origin(annotation)
@@ -98,26 +107,11 @@ def coerce(value, annotation, where: str, source=None):
         if not isinstance(value, dict):
             raise GessInputError(source, where, "a mapping", _show(value))
         return dict(value)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise GessInputError(source, where, "true or false", _show(value))
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise GessInputError(source, where, "an integer", _show(value))
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise GessInputError(source, where, "a number", _show(value))
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise GessInputError(source, where, "a string", _show(value))
-        return value
-    if annotation is Path:
-        if not isinstance(value, (str, Path)):
-            raise GessInputError(source, where, "a path", _show(value))
-        return Path(value)
+    if annotation in _SCALARS:
+        expected, accepts, convert = _SCALARS[annotation]
+        if not accepts(value):
+            raise GessInputError(source, where, expected, _show(value))
+        return convert(value)
     return value
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from gess.errors import GessInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jpeg"}
-# Radii of the method at its 768 px working resolution (spec/method.md)
+# Radii of the method at its 768 px working resolution (the paper, Sec. 4; docs/decoding.md)
 SEMANTIC_SMOOTHING_RADIUS_768 = 5.0
 STRUCTURAL_SMOOTHING_RADIUS_768 = 15.0
 

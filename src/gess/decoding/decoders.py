@@ -45,7 +45,7 @@ class GESSDecoder(BaseEstimator):
     alphas : optional grid; when given, each ridge chooses alpha by 5-fold CV.
     alignment, n_neighbors, reprojection, regularization, w_c : see
         :class:`~gess.decoding.semantic.SemanticDecoder`.
-    gate : name in :data:`gess.gating.GATES`; ``gate_options`` its arguments.
+    gate : name in :data:`gess.decoding.gating.GATES`; ``gate_options`` its arguments.
     cv_folds : folds of the cross-fitted training predictions used for
         calibration and reference alignment.
     device : torch device of the ridge algebra ("cpu", "cuda").

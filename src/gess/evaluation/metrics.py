@@ -1,4 +1,4 @@
-"""The protocols of spec/metrics.md: the GESS paper's, MindEye's suite and Brain-Diffuser's variant."""
+"""The protocols of docs/evaluation.md: the GESS paper's, MindEye's suite and Brain-Diffuser's variant."""
 from __future__ import annotations
 
 import numpy as np
