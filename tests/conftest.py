@@ -16,6 +16,11 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     # features cached per test session, never in the user's cache
     monkeypatch.setenv("GESS_CACHE", str(tmp_path_factory.getbasetemp() / "gess-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import torch
+
+    threads = torch.get_num_threads()  # the CLI sets torch's threads; no test sees another test's choice
+    yield
+    torch.set_num_threads(threads)
 
 
 def needs(path: Path):

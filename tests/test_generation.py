@@ -38,7 +38,7 @@ def test_sampling_is_seeded_per_sample(backend):
     cond = cond_for(backend)
     a = sample(backend, cond, [1, 2, 3], steps=5)
     b = sample(backend, cond[[1]], [2], steps=5)
-    assert torch.allclose(a[1], b[0], atol=1e-5)
+    assert torch.allclose(a[1], b[0], atol=1e-4)  # float reduction order differs by batch size (1.8e-5 on 1 thread)
     assert not torch.allclose(a[0], a[1])
 
 

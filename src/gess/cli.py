@@ -1,6 +1,7 @@
 """The ``gess`` command line (contract: docs/cli.md). Exit 0 done, 2 bad input, 1 anything else."""
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -146,6 +147,8 @@ def evaluate(
     weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="folder of the metric networks' weight files"),
     trials: int = typer.Option(10, "--trials"),
     seed: int = typer.Option(0, "--seed"),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="score the reconstructions present when some "
+                                       "are missing (marked partial in the metrics file and the table)"),
 ):
     """Score reconstructions against the test stimuli with a named protocol."""
     from gess import stages
@@ -156,7 +159,7 @@ def evaluate(
     dataset = load_dataset(data, format)
     clip_encoder = _optional_clip(clip)
     result = stages.evaluate(recon, dataset, protocol, out=out, encoder=get_encoder(encoder), clip_encoder=clip_encoder,
-                             weights_dir=weights_dir, trials=trials, seed=seed)
+                             weights_dir=weights_dir, trials=trials, seed=seed, allow_partial=allow_partial)
     print_summary(result, _console())
 
 
@@ -264,9 +267,25 @@ def demo(out: Path = typer.Option(Path("gess-demo"), "--out", help="output direc
                       f"(AUROC {summary['pi_c_auroc_inside_vs_outside']:.2f})")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@app.callback()
+def _global_options(
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: $GESS_THREADS, else "
+                                          "the CPUs this process may use less the current load, at least 1)"),
+):
+    """GESS: reconstruct seen images from fMRI, and say which reconstructions to trust."""
+    from gess.progress import set_threads
+
+    set_threads(threads)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input exits 2 with one line on stderr, other failures exit 1."""
     usage_errors = (click.ClickException, typer.exceptions.TyperException)  # typer >= 0.29 carries its own click
+    signal.signal(signal.SIGTERM, _interrupt)  # a pre-empted job stops like Ctrl-C: checkpoints are written
     try:
         result = app(args=argv, standalone_mode=False, prog_name="gess")
         sys.exit(result if isinstance(result, int) else 0)
@@ -280,6 +299,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except usage_errors as exc:  # a wrong flag or flag value: one line, like every bad input
         print(f"gess: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        if exc.filename is None:
+            traceback.print_exc()
+            sys.exit(1)
+        print(f"gess: error: {exc.filename}: expected a readable or writable place, got {exc.strerror}", file=sys.stderr)
         sys.exit(2)
     except Exception:
         traceback.print_exc()

@@ -25,12 +25,7 @@ def render() -> str:
     ctx = click.Context(group, info_name="gess")
     lines = [CONTRACT]
 
-    def walk(cmd, path):
-        if hasattr(cmd, "list_commands"):
-            for name in cmd.list_commands(ctx):
-                walk(cmd.get_command(ctx, name), path + [name])
-            return
-        lines.append(f"\n## `gess {' '.join(path)}`\n\n{(cmd.help or '').strip()}\n")
+    def table(cmd):
         lines.append("| flag | meaning |\n|---|---|")
         for p in cmd.params:
             if p.name == "help":
@@ -38,6 +33,17 @@ def render() -> str:
             flag = " / ".join(f"`{o}`" for o in p.opts + list(getattr(p, "secondary_opts", [])))
             text = (getattr(p, "help", None) or "").replace("|", "\\|").replace("\n", " ")
             lines.append(f"| {flag} | {text} |")
+
+    def walk(cmd, path):
+        if not path:
+            lines.append("\n## `gess` (before any command)\n")
+            table(cmd)
+        if hasattr(cmd, "list_commands"):
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), path + [name])
+            return
+        lines.append(f"\n## `gess {' '.join(path)}`\n\n{(cmd.help or '').strip()}\n")
+        table(cmd)
 
     walk(group, [])
     return "\n".join(lines) + "\n"

@@ -11,6 +11,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from gess.errors import GessInputError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -44,7 +46,11 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file; a truncated or unreadable one is bad input naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GessInputError(path, None, "a complete JSON file", f"unreadable JSON ({exc.__class__.__name__}: {exc})") from None
 
 
 def _json_default(obj: Any) -> Any:
@@ -57,6 +63,17 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def arrays_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a safetensors file (read from its header only)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            return fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GessInputError(path, None, "a complete safetensors file", f"unreadable ({exc})") from None
+
+
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
     """Save numpy arrays as one safetensors file, atomically."""
     from safetensors.numpy import save_file
@@ -67,9 +84,79 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """A safetensors file as numpy arrays; a truncated or empty one is bad input naming the file."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GessInputError(path, None, "a complete safetensors file", f"unreadable ({exc})") from None
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def claim_output_dir(path: str | Path, kind: str, is_ours) -> Path:
+    """Make ``path`` ready for gess to write a ``kind`` into, without ever touching what a user put there.
+
+    An absent or empty directory is fine; so is one ``is_ours(path)`` recognises as a
+    gess ``kind`` (gess then replaces only its own files). Anything else is refused.
+    Temporary files a killed writer left behind are removed. Unwritable places are
+    bad input naming the path.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GessInputError(path, None, f"a directory for the {kind}", "a file")
+    if path.is_dir():
+        entries = [p for p in path.iterdir() if not _is_leftover(p) and p.name != ".gess.lock"]
+        if entries and not is_ours(path):
+            raise GessInputError(path, None, f"an empty directory or one gess wrote a {kind} into (gess never deletes "
+                                 "files it did not write)", f"{len(entries)} other entries, e.g. {entries[0].name}")
+        for stale in filter(_is_leftover, path.iterdir()):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".gess-probe.", suffix=".tmp")
+        probe.close()
+    except OSError as exc:
+        raise GessInputError(path, None, "a writable directory", f"{exc.strerror or exc}") from None
+    return path
+
+
+def _is_leftover(p: Path) -> bool:
+    return p.name.startswith(".") and p.name.endswith(".tmp")
+
+
+@contextmanager
+def exclusive_lock(directory: str | Path, wait: bool = False) -> Iterator[Path]:
+    """Hold ``directory/.gess.lock`` (an OS lock: released when the holder dies, so never stale).
+
+    A second writer is refused with bad input naming the lock (or waits, with ``wait``).
+    """
+    import fcntl
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = directory / ".gess.lock"
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise GessInputError(lock, None, "no other gess process writing this directory",
+                                 "it is locked by another gess process (wait for it to finish)") from None
+        try:
+            yield lock
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:

@@ -30,7 +30,7 @@ from gess.decoding.structural import StructureOptions
 from gess.encoders import DEFAULT_ENCODER, ImageEncoder, check_same_encoder, get_encoder
 from gess.encoders.features import semantic_features
 from gess.errors import GessInputError
-from gess.io import atomic_path, read_json, write_json
+from gess.io import atomic_path, claim_output_dir, exclusive_lock, read_json, write_json
 
 MANIFEST = "manifest.json"
 
@@ -160,10 +160,22 @@ def train_prior(images: np.ndarray, out: str | Path, encoder: ImageEncoder, opti
     if config.is_file() and not (out / "checkpoint").exists() and read_json(config).get("fingerprint") == key:
         _log(console, f"pixel prior: {out} is up to date (same images, encoder and options)")
         return out
-    _log(console, f"training a {options.image_size}px pixel prior on {len(images)} images for {options.steps} steps")
-    train(images, encode_images(encoder, images), out, encoder.spec(), options, progress=progress,
-          extra_config={"fingerprint": key})
+    claim_output_dir(out, "pixel prior", is_prior_directory)
+    with exclusive_lock(out):
+        _log(console, f"training a {options.image_size}px pixel prior on {len(images)} images for {options.steps} steps")
+        train(images, encode_images(encoder, images), out, encoder.spec(), options, progress=progress,
+              extra_config={"fingerprint": key})
     return out
+
+
+def is_prior_directory(directory: Path) -> bool:
+    """Whether ``directory`` holds a pixel prior (or its checkpoint) that gess wrote."""
+    if (directory / "checkpoint" / "state.json").is_file():
+        return True
+    try:
+        return read_json(directory / "config.json").get("_class_name") == "PixelPrior"
+    except (GessInputError, OSError, AttributeError):
+        return False
 
 
 def cached_prior(images: np.ndarray, encoder: ImageEncoder, options, console=None, progress: bool = True) -> Path:
@@ -198,7 +210,7 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
     (``pixel``, ``unclip``), when given, is checked against the generator found.
     """
     from gess.generation import CSOptions, GGOptions, SamplingOptions
-    from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
+    from gess.generation.methods import BASELINE_METHODS, METHODS
 
     if method not in METHODS:
         raise GessInputError(None, "method", f"one of {', '.join(METHODS)}", repr(method))
@@ -209,11 +221,23 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
     needs_generator = method not in BASELINE_METHODS or (method == "structure" and space.get("kind") == "latent")
     if needs_generator and generator is None:
         raise GessInputError(None, "generator", f"a generator directory for method '{method}'", "none")
-    if method in BASELINE_METHODS:
-        backend = _open_generator(decoder, generator, device, backend_name) if needs_generator else None
-        images = _baseline_images(method, decoder, dataset, decoded, space, backend)
-        _write_all(out, ids, images, decoded.pi_c, method, seed)
-        return {"generated": len(ids), "skipped": 0}
+    if needs_generator:
+        _check_generator_exists(generator)
+    claim_output_dir(out, "reconstruction", lambda d: (d / MANIFEST).is_file())
+    with exclusive_lock(out):
+        if method in BASELINE_METHODS:
+            backend = _open_generator(decoder, generator, device, backend_name) if needs_generator else None
+            images = _baseline_images(method, decoder, dataset, decoded, space, backend)
+            _write_all(out, ids, images, decoded.pi_c, method, seed)
+            return {"generated": len(ids), "skipped": 0}
+        return _generate(decoder, dataset, out, method, generator, seed, sampling, cs, gg, device, progress, console,
+                         backend_name, decoded, ids, space)
+
+
+def _generate(decoder, dataset, out, method, generator, seed, sampling, cs, gg, device, progress, console, backend_name,
+              decoded, ids, space) -> dict:
+    """The generator methods of :func:`reconstruct`, under its lock."""
+    from gess.generation.methods import CS_METHODS
 
     # the decoder's fingerprint is part of the settings: a refitted decoder invalidates its images
     settings = {"method": method, "generator": str(generator), "sampling": sampling.to_dict(),
@@ -232,8 +256,8 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
     if cs.tune and method in CS_METHODS:
         chosen, tuning = tune_cs_on_training_folds(decoder, dataset.train, backend, method, sampling, cs, console)
         sampling = _with_floor(sampling, tuning["min_structure_weight"]) if method == "cs" else sampling
-    out.mkdir(parents=True, exist_ok=True)
     record = {"tuned": tuning} if tuning else {}
+    record["versions"] = software_versions()
 
     def write_batch(local_idx, images):
         for j, img in zip(local_idx, images):
@@ -255,6 +279,17 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
     return {"generated": len(todo), "skipped": len(ids) - len(todo)}
 
 
+def software_versions() -> dict:
+    """What a run needs to be reproduced besides its seeds and settings."""
+    import platform
+
+    import torch
+
+    from gess import __version__
+
+    return {"gess": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
 def _with_floor(sampling, floor: float):
     from dataclasses import replace
 
@@ -272,6 +307,16 @@ def _write_all(out: Path, ids, images: np.ndarray, pi_c: np.ndarray, method: str
         _write_png(out / f"{sid}.png", img)
         by_id[sid] = {"stimulus_id": str(sid), "file": f"{sid}.png", "pi_c": float(p), "method": method, "seed": seed, "steps": 0}
     _write_manifest(out, ids, by_id)
+
+
+def _check_generator_exists(generator) -> None:
+    """Fail before anything is written when the generator is neither a directory nor a hub id."""
+    from gess.errors import MissingWeightsError
+
+    path = Path(str(generator))
+    if not path.is_dir() and not (str(generator).count("/") == 1 and not path.exists()):
+        raise MissingWeightsError("a generator", str(generator),
+                                  "train a pixel prior with `gess prior train`, or pass a Stable unCLIP directory")
 
 
 def _open_generator(decoder: GESSDecoder, generator, device: str, backend_name: str | None = None):

@@ -204,3 +204,24 @@ def paired_split(fmri, images, labels=None, prefix: str = "train", file="", side
         )
     ids = np.array([f"{prefix}-{i:04d}" for i in range(fmri.shape[0])])
     return Split(fmri, ids.copy(), images, ids, labels)
+
+
+def merge_repeated_images(split: Split) -> Split:
+    """One stimulus per distinct image (by content): trials of a repeated image share its first id."""
+    import hashlib
+
+    first: dict[bytes, int] = {}
+    keep = []
+    owner = np.empty(len(split.stimulus_ids), dtype=np.int64)
+    for i, image in enumerate(split.images):
+        digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).digest()
+        if digest not in first:
+            first[digest] = i
+            keep.append(i)
+        owner[i] = first[digest]
+    if len(keep) == len(split.stimulus_ids):
+        return split
+    id_of = {sid: split.stimulus_ids[owner[i]] for i, sid in enumerate(split.stimulus_ids)}
+    trial_ids = np.array([id_of[t] for t in split.trial_ids])
+    labels = split.labels[keep] if split.labels is not None else None
+    return Split(split.fmri, trial_ids, split.images[keep], split.stimulus_ids[keep].copy(), labels)

@@ -52,13 +52,18 @@ def load_folder(directory: str | Path, image_size: int | None = None) -> Dataset
         fmri = table[f"fmri_{name}"]
         if len(trial_ids) != len(fmri):
             raise GessInputError(table_path, f"{name}_ids", f"{len(fmri)} ids (one per row of fmri_{name})", f"{len(trial_ids)}")
+        if len(trial_ids) == 0:
+            raise GessInputError(table_path, f"fmri_{name}", f"at least one {name} trial", "none (0 rows)")
         unique = list(dict.fromkeys(trial_ids.tolist()))
         missing = [u for u in unique if u not in files]
         if missing:
             raise GessInputError(directory / "images", f"{name}_ids", "an image file for every stimulus id", f"{len(missing)} missing (e.g. {missing[0]})")
-        first = load_image(files[unique[0]], image_size)
-        size = image_size or first.shape[0]
-        images = np.stack([first] + [load_image(files[u], size) for u in unique[1:]])
-        return Split(fmri, trial_ids, images, np.array(unique))
+        pictures = [load_image(files[u], image_size) for u in unique]
+        odd = next((u for u, p in zip(unique, pictures) if p.shape != pictures[0].shape), None)
+        if odd is not None:
+            raise GessInputError(files[odd], "image size", f"{pictures[0].shape[1]}x{pictures[0].shape[0]} like "
+                                 f"{files[unique[0]].name} (or pass image_size to resize all)",
+                                 f"{pictures[unique.index(odd)].shape[1]}x{pictures[unique.index(odd)].shape[0]}")
+        return Split(fmri, trial_ids, np.stack(pictures), np.array(unique))
 
     return Dataset(side("train"), side("test"), name=directory.name, source=str(directory), provenance="user data")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gess.data.dataset import Dataset, paired_split
+from gess.data.dataset import Dataset, merge_repeated_images, paired_split
 from gess.errors import GessInputError
 
 MAT_FIELDS = ("fmriTrn", "fmriTest", "stimTrn", "stimTest")
@@ -22,7 +22,9 @@ def load_mat(path: str | Path) -> Dataset:
 
     Images are stored one per row, column-major (MATLAB order), square, grey
     (side*side values) or RGB (3*side*side values); pixels may be integer or
-    float. MATLAB v7.3 (HDF5) files are read too.
+    float. MATLAB v7.3 (HDF5) files are read too. Trials that show the same image
+    (identical pixels) share one stimulus id, so test repeats are averaged and a
+    repeated image is never its own "other" candidate in identification.
 
     Examples
     --------
@@ -45,6 +47,7 @@ def load_mat(path: str | Path) -> Dataset:
     lab_te = _labels(fields.get("labelTest"), len(img_te))
     train = paired_split(fmri_tr, img_tr, lab_tr, "train", path, "fmriTrn/stimTrn")
     test = paired_split(fmri_te, img_te, lab_te, "test", path, "fmriTest/stimTest")
+    train, test = merge_repeated_images(train), merge_repeated_images(test)
     return Dataset(train, test, name=path.stem, source=str(path), provenance=PROVENANCE)
 
 
@@ -79,6 +82,8 @@ def _rows_to_images(stim: np.ndarray, path: Path, name: str) -> np.ndarray:
     if stim.ndim != 2:
         raise GessInputError(path, name, "one flattened image per row", f"shape {stim.shape}")
     n, length = stim.shape
+    if n == 0:
+        raise GessInputError(path, name, "at least one image (one per trial)", "none (0 rows)")
     side = math.isqrt(length)
     if side * side == length:
         return np.stack([r.reshape(side, side, order="F") for r in stim])[..., None]

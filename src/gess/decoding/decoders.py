@@ -16,7 +16,7 @@ from gess.decoding.semantic import SemanticDecoder
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
 from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError
-from gess.io import atomic_path, load_arrays, read_json, save_arrays
+from gess.io import arrays_metadata, claim_output_dir, load_arrays, read_json, save_arrays, write_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -144,8 +144,15 @@ class GESSDecoder(BaseEstimator):
 
     # ---------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
-        directory = Path(directory)
+        """Write ``model.safetensors`` then ``config.json`` into ``directory``, each atomically.
+
+        Other files in ``directory`` are left alone; a directory holding anything but a
+        gess model is refused. The two files share a save id, so weights and config
+        from different saves (an interrupted save) are never read together.
+        """
+        import uuid
+
+        directory = claim_output_dir(directory, "model", is_model_directory)
         arrays = {
             "voxel_mean": self.voxel_mean_, "voxel_std": self.voxel_std_,
             "semantic.coef": self.semantic_.ridge_.coef_, "semantic.intercept": self.semantic_.ridge_.intercept_,
@@ -164,12 +171,9 @@ class GESSDecoder(BaseEstimator):
             "gate": self.gate_.config(), "encoder": self.encoder_.to_dict(), "structure_space": self.structure_space_,
             "metadata": self.metadata_,
         }
-        import json
-
-        with atomic_path(directory) as tmp:
-            tmp.mkdir()
-            save_arrays(tmp / WEIGHTS_NAME, arrays)
-            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        config["save_id"] = uuid.uuid4().hex
+        save_arrays(directory / WEIGHTS_NAME, arrays, metadata={"save_id": config["save_id"]})
+        write_json(directory / CONFIG_NAME, config)
         return directory
 
     @classmethod
@@ -180,6 +184,12 @@ class GESSDecoder(BaseEstimator):
         if not config_path.is_file() or not (directory / WEIGHTS_NAME).is_file():
             raise GessInputError(directory, None, f"a fitted gess model ({CONFIG_NAME} and {WEIGHTS_NAME})", "missing files")
         config = read_json(config_path)
+        if config.get("_class_name", "GESSDecoder") != "GESSDecoder" or "params" not in config:
+            raise GessInputError(config_path, "_class_name", "a gess model config (GESSDecoder)", repr(config.get("_class_name")))
+        saved = arrays_metadata(directory / WEIGHTS_NAME).get("save_id")
+        if config.get("save_id") and saved != config["save_id"]:
+            raise GessInputError(directory / WEIGHTS_NAME, "save_id", f"the weights of {CONFIG_NAME} (save {config['save_id'][:8]})",
+                                 "weights of another save (an interrupted `gess fit`? run it again)")
         arrays = load_arrays(directory / WEIGHTS_NAME)
         params = dict(config["params"])
         if device is not None:
@@ -212,3 +222,12 @@ class GESSDecoder(BaseEstimator):
         """Raise a clear error when test fMRI has another number of voxels than the model was fitted on."""
         if n_voxels != self.n_voxels_:
             raise GessInputError(source, "fMRI", f"{self.n_voxels_} voxels (the model was fitted on that many)", f"{n_voxels}")
+
+
+def is_model_directory(directory: Path) -> bool:
+    """Whether ``directory`` holds a model gess wrote (its config names GESSDecoder or a gess version)."""
+    try:
+        config = read_json(directory / CONFIG_NAME)
+    except (GessInputError, OSError):
+        return False
+    return isinstance(config, dict) and (config.get("_class_name") == "GESSDecoder" or "gess_version" in config)

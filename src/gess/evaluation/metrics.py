@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gess.evaluation.identification import paired_correlation, two_way_all_pairs, two_way_random
+from gess.evaluation.identification import distinct_stimuli, paired_correlation, two_way_all_pairs, two_way_random
 from gess.evaluation.networks import SUITE, load_network, unavailable_reason
 
 PROTOCOLS = ("paper", "mindeye", "brain-diffuser")
@@ -96,6 +96,9 @@ def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: st
         raise GessInputError(None, "protocol", f"one of {', '.join(PROTOCOLS)}", repr(protocol))
     gt, rec = to_tensor(ground_truth), to_tensor(reconstructions)
     n = len(gt)
+    # identical ground-truth images (one stimulus under two ids) are never each other's "other" candidate
+    distinct = distinct_stimuli(np.asarray(ground_truth))
+    distinct = None if distinct.sum() == n * (n - 1) else distinct
     per: dict[str, np.ndarray] = {}
     unavailable: dict[str, str] = {}
 
@@ -111,12 +114,12 @@ def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: st
     # the paper's random-draw 2-way identification (at the ground truth's resolution)
     side = gt.shape[-1]
     r_gt_res = resize(rec, side).numpy()
-    per["twoway_rmse"] = two_way_random(rmse_matrix(r_gt_res, gt.numpy()), trials, seed)
-    per["twoway_sam"] = two_way_random(spectral_angle(r_gt_res, gt.numpy()), trials, seed)
+    per["twoway_rmse"] = two_way_random(rmse_matrix(r_gt_res, gt.numpy()), trials, seed, distinct)
+    per["twoway_sam"] = two_way_random(spectral_angle(r_gt_res, gt.numpy()), trials, seed, distinct)
     emb_encoder = clip_encoder or encoder
     if emb_encoder is not None:
         eg, er = _embed(emb_encoder, gt), _embed(emb_encoder, rec)
-        per["twoway_embedding"] = two_way_random(cosine_distance_matrix(er, eg), trials, seed)
+        per["twoway_embedding"] = two_way_random(cosine_distance_matrix(er, eg), trials, seed, distinct)
     else:
         unavailable["twoway_embedding"] = "no embedding encoder given"
 
@@ -130,10 +133,10 @@ def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: st
                 continue
             size = 224 if protocol == "brain-diffuser" else None
             fg, fr = net.features(model, base_gt, size), net.features(model, base_rec, size)
-            per[name] = two_way_all_pairs(fg, fr) if net.kind == "twoway" else correlation_distance(fg, fr)
+            per[name] = two_way_all_pairs(fg, fr, distinct) if net.kind == "twoway" else correlation_distance(fg, fr)
         if clip_encoder is not None:
             cg, cr = _embed(clip_encoder, base_gt), _embed(clip_encoder, base_rec)
-            per["clip"] = two_way_all_pairs(cg, cr)
+            per["clip"] = two_way_all_pairs(cg, cr, distinct)
         else:
             unavailable["clip"] = ("CLIP ViT-L/14 weights not found in the Hugging Face cache; "
                                    "pass --clip DIR (a saved CLIPVisionModelWithProjection)")

@@ -27,9 +27,20 @@ def load_reconstructions(recon: str | Path, stimulus_ids) -> tuple[np.ndarray, l
 
 
 def evaluate_directory(recon, dataset, protocol="paper", encoder=None, clip_encoder=None, weights_dir=None, trials=10,
-                       seed=0, out=None, networks=None) -> dict:
+                       seed=0, out=None, networks=None, allow_partial: bool = False) -> dict:
+    """Metrics of ``recon/<stimulus_id>.png`` against the test stimuli.
+
+    A directory missing some test stimuli is refused: identification among a subset
+    cannot be compared with anything. ``allow_partial`` scores the subset and marks
+    the result ``"partial": true`` with the missing ids.
+    """
     test = dataset.test.averaged()
     images, ids, manifest = load_reconstructions(recon, list(test.stimulus_ids))
+    missing = [s for s in test.stimulus_ids if s not in set(ids)]
+    if missing and not allow_partial:
+        raise GessInputError(recon, None, f"a reconstruction of each of the {len(test.stimulus_ids)} test stimuli "
+                             "(or --allow-partial)", f"{len(missing)} missing: {', '.join(missing[:5])}"
+                             + (" ..." if len(missing) > 5 else ""))
     lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
     gt = test.images[[lookup[s] for s in ids]]
     result = evaluate(gt, images, protocol, encoder=encoder, clip_encoder=clip_encoder, weights_dir=weights_dir,
@@ -40,7 +51,8 @@ def evaluate_directory(recon, dataset, protocol="paper", encoder=None, clip_enco
             row["pi_c"] = manifest[sid].get("pi_c")
             row["method"] = manifest[sid].get("method")
     result["recon"] = str(recon)
-    result["missing"] = [s for s in test.stimulus_ids if s not in set(ids)]
+    result["missing"] = missing
+    result["partial"] = bool(missing)
     if out is not None:
         write_json(out, result)
     return result
@@ -50,6 +62,7 @@ def print_summary(result: dict, console) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result['protocol']} protocol, n = {result['n']}"
+                        + (f" (PARTIAL: {len(result['missing'])} missing)" if result.get("partial") else "")
                         + (f", embedding: {result['embedding_encoder']}" if result.get("embedding_encoder") else ""))
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,64 @@ def _load_checkpoint(path: Path, model, ema, optimizer, generator: torch.Generat
     return int(meta["step"]), list(meta["losses"])
 
 
+@contextmanager
+def deferred_interrupts():
+    """Within the block, SIGINT/SIGTERM only raise a flag (read by calling the yielded function)."""
+    import signal
+    import threading
+
+    hit = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: hit.append(signum))
+    try:
+        yield lambda: bool(hit)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOptions, start: int, losses: list[float],
+                 ckpt: Path, resume_key: dict, progress: bool, interrupted=lambda: False) -> None:
+    """Steps ``start`` .. ``opts.steps``: one batch each, EMA update, a checkpoint every ``checkpoint_every``.
+
+    When ``interrupted()`` turns true (Ctrl-C, SIGTERM of a pre-empted job), the step in
+    hand is finished, checkpointed, and KeyboardInterrupt raised: a re-run continues there.
+    """
+    for step in progress_bar(range(start, opts.steps), "training prior", enabled=progress, total=opts.steps - start):
+        idx = torch.randint(0, len(data), (opts.batch_size,), generator=gen)
+        x0 = data[idx]
+        if opts.augment:
+            x0 = augment_batch(x0, opts, gen)
+        c = cond[idx].clone()
+        c[torch.rand(opts.batch_size, generator=gen) < opts.cond_dropout] = 0.0
+        t = torch.randint(0, len(abar), (opts.batch_size,), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        a = abar[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        # cosine LR decay over the whole run
+        for group in optimizer.param_groups:
+            group["lr"] = opts.learning_rate * 0.5 * (1 + math.cos(math.pi * step / opts.steps))
+        loss = F.mse_loss(model(xt, t, c), noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            decay = min(opts.ema_decay, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
+        losses.append(float(loss.detach()))
+        if interrupted() and step + 1 < opts.steps:
+            _save_checkpoint(ckpt, model, ema, optimizer, gen, step + 1, losses, resume_key)
+            raise KeyboardInterrupt
+        if (step + 1) % opts.checkpoint_every == 0 and step + 1 < opts.steps:
+            _save_checkpoint(ckpt, model, ema, optimizer, gen, step + 1, losses, resume_key)
+
+
 def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, encoder: EncoderSpec,
                 options: TrainOptions | None = None, progress: bool = True, extra_config: dict | None = None) -> Path:
     """Train (or resume training) a :class:`PixelPrior` on uint8 images and their embeddings.
@@ -155,32 +214,9 @@ def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, enc
         start, losses = _load_checkpoint(ckpt, model, ema, optimizer, gen, resume_key)
     model.train()
     t0 = time.time()
-    for step in progress_bar(range(start, opts.steps), "training prior", enabled=progress, total=opts.steps - start):
-        idx = torch.randint(0, len(data), (opts.batch_size,), generator=gen)
-        x0 = data[idx]
-        if opts.augment:
-            x0 = augment_batch(x0, opts, gen)
-        c = cond[idx].clone()
-        c[torch.rand(opts.batch_size, generator=gen) < opts.cond_dropout] = 0.0
-        t = torch.randint(0, len(abar), (opts.batch_size,), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen)
-        a = abar[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        # cosine LR decay over the whole run
-        for group in optimizer.param_groups:
-            group["lr"] = opts.learning_rate * 0.5 * (1 + math.cos(math.pi * step / opts.steps))
-        loss = F.mse_loss(model(xt, t, c), noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        with torch.no_grad():
-            decay = min(opts.ema_decay, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
-        losses.append(float(loss.detach()))
-        if (step + 1) % opts.checkpoint_every == 0 and step + 1 < opts.steps:
-            _save_checkpoint(ckpt, model, ema, optimizer, gen, step + 1, losses, resume_key)
+    with deferred_interrupts() as interrupted:
+        _train_steps(model, ema, optimizer, data, cond, abar, gen, opts, start, losses, ckpt, resume_key, progress,
+                     interrupted)
     out.mkdir(parents=True, exist_ok=True)
     record = {**opts.to_dict(), "n_images": int(len(images)), "encoder": encoder.to_dict(), "final_loss_100": float(np.mean(losses[-100:])) if losses else None,
               "seconds_this_run": time.time() - t0, "losses_every_10": losses[::10]}
