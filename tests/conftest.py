@@ -61,3 +61,17 @@ def write_mat(path: Path, n_train=12, n_test=4, voxels=30, side=8, channels=1, d
     fields.update(overrides)
     scipy.io.savemat(str(path), fields)
     return tr_img, te_img
+
+
+def write_folder_dataset(folder: Path, n_train=10, n_test=3, voxels=20, side=12, seed=0) -> Path:
+    """A user's own experiment in gess's folder layout: images/ + fmri.npz."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True)
+    ids = [f"im{i:02d}" for i in range(n_train + n_test)]
+    for sid in ids:
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(folder / "images" / f"{sid}.png")
+    np.savez(folder / "fmri.npz", fmri_train=rng.normal(size=(n_train, voxels)), fmri_test=rng.normal(size=(n_test, voxels)),
+             train_ids=np.array(ids[:n_train]), test_ids=np.array(ids[n_train:]))
+    return folder

@@ -10,6 +10,7 @@ from conftest import write_mat
 
 
 def run_cli(args, capsys):
+    capsys.readouterr()  # only this command's output
     with pytest.raises(SystemExit) as exc:
         main([str(a) for a in args])
     captured = capsys.readouterr()

@@ -68,8 +68,12 @@ def fit(
     options = validated_kwargs(GESSDecoder, _read_yaml(config), config) if config else {}
     options.update(decoder_flags)
     structure = build(StructureOptions, structure_flags, "--structure-*")
+    from gess.decoding.decoders import is_model_directory
+    from gess.io import claim_output_dir
+
     console = _console()
-    enc = get_encoder(encoder)  # fail on a bad encoder before reading any data
+    enc = get_encoder(encoder)  # fail on a bad encoder or output before reading any data
+    claim_output_dir(out, "model", is_model_directory)
     dataset = load_dataset(data, format)
     console.print(dataset.summary())
     augment_images = load_image_folder(augment, size=dataset.train.images.shape[1])[0] if augment else None

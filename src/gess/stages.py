@@ -26,6 +26,7 @@ from gess.cache import cached_array, fingerprint
 from gess.data import Dataset
 from gess.data.dataset import Split
 from gess.decoding import Decoded, GESSDecoder, StructuralSpace
+from gess.decoding.decoders import is_model_directory
 from gess.decoding.structural import StructureOptions
 from gess.encoders import DEFAULT_ENCODER, ImageEncoder, check_same_encoder, get_encoder
 from gess.encoders.features import semantic_features
@@ -127,6 +128,7 @@ def fit_decoders(dataset: Dataset, out: str | Path, encoder: ImageEncoder, decod
     if config.is_file() and read_json(config).get("metadata", {}).get("fingerprint") == key:
         _log(console, f"decoders: {out} is up to date (same data, encoder and options)")
         return GESSDecoder.load(out, device=params["device"])
+    claim_output_dir(out, "model", is_model_directory)  # refuse before the work, not after
     space = structural_space(dataset, structure, params["device"])
     model = fit(dataset, encoder, augment_images=augment_images, space=space, **decoder_options)
     model.metadata_["fingerprint"] = key
@@ -151,7 +153,7 @@ def training_images(path: str | Path, format: str = "auto") -> np.ndarray:
 def train_prior(images: np.ndarray, out: str | Path, encoder: ImageEncoder, options=None, console=None,
                 progress: bool = True) -> Path:
     """Train the pixel prior on ``images`` into ``out``; an up-to-date prior is kept, an interrupted one resumed."""
-    from gess.generation.train import TrainOptions, train_prior as train
+    from gess.generation.train import TrainOptions, check_resumable, resume_options, train_prior as train
 
     options = options or TrainOptions()
     key = fingerprint("prior", images, encoder.spec().to_dict(), {**options.to_dict(), "threads": None})
@@ -161,6 +163,8 @@ def train_prior(images: np.ndarray, out: str | Path, encoder: ImageEncoder, opti
         _log(console, f"pixel prior: {out} is up to date (same images, encoder and options)")
         return out
     claim_output_dir(out, "pixel prior", is_prior_directory)
+    if (out / "checkpoint" / "state.json").is_file():
+        check_resumable(out / "checkpoint", resume_options(options, len(images)))
     with exclusive_lock(out):
         _log(console, f"training a {options.image_size}px pixel prior on {len(images)} images for {options.steps} steps")
         train(images, encode_images(encoder, images), out, encoder.spec(), options, progress=progress,

@@ -103,14 +103,26 @@ def _save_checkpoint(path: Path, model, ema, optimizer, generator: torch.Generat
                                                     "options": options}))
 
 
+def resume_options(opts: TrainOptions, n_images: int) -> dict:
+    """What a checkpoint must have been made with to be resumed (threads may change)."""
+    return {**opts.to_dict(), "threads": None, "n_images": int(n_images)}
+
+
+def check_resumable(path: Path, options: dict) -> dict:
+    """The checkpoint's record, or bad input naming the first option that differs from ``options``."""
+    meta = read_json(path / "state.json")
+    stored = meta.get("options", {})
+    changed = sorted(k for k in set(options) | set(stored) if options.get(k) != stored.get(k))
+    if changed:
+        raise GessInputError(path, changed[0], f"{stored.get(changed[0])!r} to resume this checkpoint "
+                             "(delete it to start over with other options)", repr(options.get(changed[0])))
+    return meta
+
+
 def _load_checkpoint(path: Path, model, ema, optimizer, generator: torch.Generator, options: dict) -> tuple[int, list[float]]:
     from safetensors.torch import load_file
 
-    meta = read_json(path / "state.json")
-    changed = sorted(k for k in set(options) | set(meta.get("options", {})) if options.get(k) != meta.get("options", {}).get(k))
-    if changed:
-        raise GessInputError(path, changed[0], f"{meta.get('options', {}).get(changed[0])!r} to resume this checkpoint "
-                             "(delete it to start over with other options)", repr(options.get(changed[0])))
+    meta = check_resumable(path, options)
     tensors = load_file(str(path / "state.safetensors"))
     generator.set_state(tensors.pop("rng.batches"))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -209,7 +221,7 @@ def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, enc
     start, losses = 0, []
     ckpt = out / "checkpoint"
     gen = torch.Generator().manual_seed(opts.seed)
-    resume_key = {**opts.to_dict(), "threads": None, "n_images": int(len(images))}
+    resume_key = resume_options(opts, len(images))
     if (ckpt / "state.json").is_file():
         start, losses = _load_checkpoint(ckpt, model, ema, optimizer, gen, resume_key)
     model.train()

@@ -1,0 +1,390 @@
+"""Faults injected: a user's files in the way, concurrent writers, interruptions, corrupt files, odd data."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_mat
+from test_cli_errors import assert_one_line_error, run_cli
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ok(args):
+    from gess.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    assert exc.value.code == 0
+
+
+# ------------------------------------------------------------------ a user's files are never lost
+def test_fit_refuses_a_directory_holding_other_files(tmp_path, capsys):
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    code, err = run_cli(["fit", "--data", data, "--out", mine], capsys)
+    assert_one_line_error(code, err, str(mine), "never deletes", "notes.txt")
+    assert (mine / "notes.txt").read_text() == "my notes"
+
+
+def test_fit_into_the_data_folder_is_refused(tmp_path, capsys):
+    from conftest import write_folder_dataset
+
+    folder = write_folder_dataset(tmp_path / "exp")
+    before = sorted(p.name for p in folder.rglob("*"))
+    code, err = run_cli(["fit", "--data", folder, "--out", folder], capsys)
+    assert_one_line_error(code, err, str(folder), "never deletes")
+    assert sorted(p.name for p in folder.rglob("*")) == before
+
+
+def test_refit_replaces_only_what_gess_wrote(tmp_path):
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    model = tmp_path / "model"
+    ok(["fit", "--data", data, "--out", model])
+    (model / "README.txt").write_text("fitted for the lab meeting")
+    ok(["fit", "--data", data, "--out", model, "--alpha-semantic", "10"])
+    assert (model / "README.txt").read_text() == "fitted for the lab meeting"
+    assert json.loads((model / "config.json").read_text())["params"]["alpha_semantic"] == 10.0
+
+
+# ------------------------------------------------------------------ corrupt and odd inputs
+@pytest.mark.parametrize("damage", ["truncated config", "empty weights", "truncated weights", "weights of another save"])
+def test_damaged_model_directory_exits_2(tmp_path, capsys, damage):
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    model = tmp_path / "model"
+    ok(["fit", "--data", data, "--out", model])
+    if damage == "truncated config":
+        text = (model / "config.json").read_text()
+        (model / "config.json").write_text(text[: len(text) // 2])
+        needle = "config.json"
+    elif damage == "empty weights":
+        (model / "model.safetensors").write_bytes(b"")
+        needle = "model.safetensors"
+    elif damage == "truncated weights":
+        raw = (model / "model.safetensors").read_bytes()
+        (model / "model.safetensors").write_bytes(raw[: len(raw) // 2])
+        needle = "model.safetensors"
+    else:
+        other = tmp_path / "other"
+        ok(["fit", "--data", data, "--out", other, "--alpha-semantic", "3"])
+        (model / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+        needle = "another save"
+    code, err = run_cli(["decode", "--model", model, "--data", data, "--out", tmp_path / "d"], capsys)
+    assert_one_line_error(code, err, needle)
+
+
+@pytest.mark.parametrize("command", ["fit", "decode", "prior", "evaluate"])
+def test_unwritable_output_exits_2(tmp_path, capsys, command):
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    bad = blocker / "sub"
+    if command == "fit":
+        args = ["fit", "--data", data, "--out", bad]
+    elif command == "decode":
+        ok(["fit", "--data", data, "--out", tmp_path / "m"])
+        args = ["decode", "--model", tmp_path / "m", "--data", data, "--out", bad]
+    elif command == "prior":
+        args = ["prior", "train", "--images", data, "--out", bad, "--steps", "1", "--image-size", "8",
+                "--block-out-channels", "[8, 16]", "--batch-size", "2"]
+    else:
+        from gess.data import load_mat
+        from PIL import Image
+
+        recon = tmp_path / "recon"
+        recon.mkdir()
+        for sid, img in zip(load_mat(data).test.stimulus_ids, load_mat(data).test.images):
+            Image.fromarray(img[..., 0]).save(recon / f"{sid}.png")
+        args = ["evaluate", "--recon", recon, "--data", data, "--out", bad / "m.json"]
+    code, err = run_cli(args, capsys)
+    assert_one_line_error(code, err, str(blocker))
+
+
+def test_zero_test_trials_exit_2(tmp_path, capsys):
+    data = tmp_path / "x.mat"
+    write_mat(data, fmriTest=np.zeros((0, 30)), stimTest=np.zeros((0, 64)))
+    code, err = run_cli(["fit", "--data", data, "--out", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, str(data))
+
+
+def test_folder_images_of_mixed_sizes_exit_2(tmp_path, capsys):
+    from PIL import Image
+
+    from conftest import write_folder_dataset
+
+    folder = write_folder_dataset(tmp_path / "exp")
+    odd = sorted((folder / "images").iterdir())[1]
+    Image.new("RGB", (13, 9)).save(odd)
+    code, err = run_cli(["fit", "--data", folder, "--out", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, odd.name, "image size", "13x9")
+
+
+def test_repeated_images_in_a_mat_file_are_one_stimulus(tmp_path):
+    """12 test trials of 10 distinct images: one id per image, repeats averaged, perfect reconstructions score 1."""
+    from gess.data import load_mat
+    from gess.evaluation import evaluate
+
+    rng = np.random.default_rng(0)
+    side = 8
+    imgs = rng.integers(0, 256, (10, side, side)).astype(np.uint8)
+    shown = np.concatenate([np.arange(10), [3, 7]])
+    flat = np.stack([imgs[i].reshape(-1, order="F") for i in shown])
+    data = tmp_path / "rep.mat"
+    write_mat(data, n_test=12, fmriTest=rng.normal(size=(12, 30)), stimTest=flat)
+    ds = load_mat(data)
+    assert len(ds.test.stimulus_ids) == 10 and len(ds.test.fmri) == 12
+    assert ds.test.trial_ids[10] == ds.test.trial_ids[3] and ds.test.trial_ids[11] == ds.test.trial_ids[7]
+    averaged = ds.test.averaged()
+    np.testing.assert_allclose(averaged.fmri[3], ds.test.fmri[[3, 10]].mean(0), rtol=1e-6)
+    perfect = evaluate(averaged.images, averaged.images, "paper")
+    assert perfect["metrics"]["twoway_rmse"] == 1.0 and perfect["metrics"]["twoway_sam"] == 1.0
+
+
+def test_identical_ground_truths_are_never_each_others_candidate():
+    from gess.evaluation.identification import distinct_stimuli, two_way_all_pairs, two_way_random
+
+    rng = np.random.default_rng(0)
+    gt = rng.random((6, 5, 5, 1))
+    gt[4] = gt[1]  # one image under two ids
+    distinct = distinct_stimuli(gt)
+    d = np.abs(gt.reshape(6, -1)[:, None] - gt.reshape(6, -1)[None]).sum(-1)  # perfect reconstructions
+    assert np.nanmean(two_way_random(d, 20, 0, distinct)) == 1.0
+    assert np.nanmean(two_way_random(d, 20, 0)) < 1.0  # the tie counted as a failure before
+    assert np.nanmean(two_way_all_pairs(gt, gt, distinct)) == 1.0
+
+
+def test_evaluating_a_partial_directory_is_refused_unless_asked(tmp_path, capsys):
+    from PIL import Image
+
+    from gess.data import load_mat
+
+    data = tmp_path / "x.mat"
+    write_mat(data, n_test=4)
+    test = load_mat(data).test
+    recon = tmp_path / "recon"
+    recon.mkdir()
+    for sid, img in list(zip(test.stimulus_ids, test.images))[:3]:
+        Image.fromarray(img[..., 0]).save(recon / f"{sid}.png")
+    code, err = run_cli(["evaluate", "--recon", recon, "--data", data, "--out", tmp_path / "m.json"], capsys)
+    assert_one_line_error(code, err, "1 missing", "test-0003", "--allow-partial")
+    ok(["evaluate", "--recon", recon, "--data", data, "--out", tmp_path / "m.json", "--allow-partial"])
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["partial"] is True and metrics["missing"] == ["test-0003"] and metrics["n"] == 3
+
+
+# ------------------------------------------------------------------ concurrent writers
+def test_a_second_writer_is_refused_naming_the_lock(tmp_path, capsys):
+    from gess.io import exclusive_lock
+
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    ok(["fit", "--data", data, "--out", tmp_path / "m"])
+    out = tmp_path / "recon"
+    with exclusive_lock(out):
+        code, err = run_cli(["reconstruct", "--model", tmp_path / "m", "--data", data, "--method", "structure",
+                             "--out", out], capsys)
+    assert_one_line_error(code, err, ".gess.lock", "another gess process")
+    ok(["reconstruct", "--model", tmp_path / "m", "--data", data, "--method", "structure", "--out", out])
+    assert len(json.loads((out / "manifest.json").read_text())) == 4
+
+
+# ------------------------------------------------------------------ interruption
+def _tiny_prior_args(data, out, steps=8):
+    return ["prior", "train", "--images", data, "--out", out, "--steps", str(steps), "--image-size", "8",
+            "--block-out-channels", "[8, 16]", "--batch-size", "4", "--checkpoint-every", "3"]
+
+
+def test_prior_resumed_after_an_interruption_ends_bit_identical(tmp_path, monkeypatch):
+    """SIGTERM-style stop after step 2 and a crash after the step-6 checkpoint: both resume to the same weights."""
+    import gess.generation.train as train
+
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=8, side=8)
+    ok(_tiny_prior_args(data, tmp_path / "straight"))
+    reference = sha(tmp_path / "straight" / "model.safetensors")
+
+    calls = []
+    real = train.deferred_interrupts
+
+    class Stop:
+        def __init__(self, after):
+            self.after = after
+
+        def __enter__(self):
+            return lambda: calls.append(1) or len(calls) >= self.after
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(train, "deferred_interrupts", lambda: Stop(2))
+    from gess.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in _tiny_prior_args(data, tmp_path / "stopped")])
+    assert exc.value.code == 130
+    state = json.loads((tmp_path / "stopped" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 2  # fewer steps than the checkpoint interval, and still saved
+    monkeypatch.setattr(train, "deferred_interrupts", real)
+    ok(_tiny_prior_args(data, tmp_path / "stopped"))
+    assert sha(tmp_path / "stopped" / "model.safetensors") == reference
+    assert not (tmp_path / "stopped" / "checkpoint").exists()
+
+
+def test_prior_refuses_to_resume_with_other_options(tmp_path, capsys, monkeypatch):
+    import gess.generation.train as train
+
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=8, side=8)
+
+    class StopAtOnce:
+        def __enter__(self):
+            return lambda: True
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(train, "deferred_interrupts", lambda: StopAtOnce())
+    run_cli(_tiny_prior_args(data, tmp_path / "p"), capsys)
+    monkeypatch.undo()
+    code, err = run_cli(_tiny_prior_args(data, tmp_path / "p", steps=12), capsys)
+    assert_one_line_error(code, err, "checkpoint", "steps", "12")
+
+
+def test_prior_rerun_with_other_options_trains_what_was_asked(tmp_path):
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=8, side=8)
+    ok(_tiny_prior_args(data, tmp_path / "p", steps=4))
+    first = sha(tmp_path / "p" / "model.safetensors")
+    ok(_tiny_prior_args(data, tmp_path / "p", steps=4))  # up to date: kept
+    assert sha(tmp_path / "p" / "model.safetensors") == first
+    ok(_tiny_prior_args(data, tmp_path / "p", steps=5))
+    assert json.loads((tmp_path / "p" / "config.json").read_text())["training"]["steps"] == 5
+
+
+def _gess(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "gess.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "GESS_THREADS": "1"}, **kw)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_reconstruct_resumes_to_identical_images(tmp_path, sig):
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=12, n_test=6, side=8)
+    ok(["fit", "--data", data, "--out", tmp_path / "m"])
+    ok(_tiny_prior_args(data, tmp_path / "p", steps=3))
+    args = ["reconstruct", "--model", tmp_path / "m", "--data", data, "--generator", tmp_path / "p", "--steps", "40",
+            "--batch-size", "1", "--method", "cs"]
+    ok(args + ["--out", tmp_path / "straight"])
+    proc = _gess(args + ["--out", tmp_path / "killed"])
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((tmp_path / "killed").glob("*.png"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    done_before = len(list((tmp_path / "killed").glob("*.png")))
+    assert 0 < done_before < 6, "the kill landed before or after the run; nothing was tested"
+    ok(args + ["--out", tmp_path / "killed"])
+    for png in sorted((tmp_path / "straight").glob("*.png")):
+        assert sha(png) == sha(tmp_path / "killed" / png.name), png.name
+    leftovers = [p.name for p in (tmp_path / "killed").iterdir() if p.name.endswith(".tmp")]
+    assert not leftovers
+    manifest = json.loads((tmp_path / "killed" / "manifest.json").read_text())
+    assert [m["stimulus_id"] for m in manifest] == [f"test-{i:04d}" for i in range(6)]
+
+
+@pytest.mark.slow
+def test_killed_prior_training_resumes_to_identical_weights(tmp_path):
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=8, side=8)
+    args = _tiny_prior_args(data, tmp_path / "straight", steps=60)
+    ok(args)
+    proc = _gess(_tiny_prior_args(data, tmp_path / "killed", steps=60))
+    ckpt = tmp_path / "killed" / "checkpoint" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not ckpt.exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert ckpt.exists() and not (tmp_path / "killed" / "model.safetensors").exists()
+    ok(_tiny_prior_args(data, tmp_path / "killed", steps=60))
+    assert sha(tmp_path / "killed" / "model.safetensors") == sha(tmp_path / "straight" / "model.safetensors")
+    assert not [p for p in (tmp_path / "killed").rglob("*") if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------ determinism
+def test_same_seeds_same_outputs_run_after_run(tmp_path):
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=12, n_test=4, side=8)
+    ok(_tiny_prior_args(data, tmp_path / "p", steps=3))
+    digests = []
+    for run in ("a", "b"):
+        ok(["fit", "--data", data, "--out", tmp_path / run / "m"])
+        ok(["decode", "--model", tmp_path / run / "m", "--data", data, "--out", tmp_path / run / "d"])
+        ok(["reconstruct", "--model", tmp_path / run / "m", "--data", data, "--generator", tmp_path / "p", "--steps", "3",
+            "--out", tmp_path / run / "r"])
+        ok(["evaluate", "--recon", tmp_path / run / "r", "--data", data, "--out", tmp_path / run / "metrics.json"])
+        with np.load(tmp_path / run / "d" / "decoded.npz") as z:
+            arrays = {k: z[k].tobytes() for k in z.files}
+        pngs = {p.name: sha(p) for p in (tmp_path / run / "r").glob("*.png")}
+        metrics = json.loads((tmp_path / run / "metrics.json").read_text())["metrics"]
+        digests.append((arrays, pngs, metrics))
+    assert digests[0] == digests[1]
+
+
+# ------------------------------------------------------------------ configs and feedback
+def test_run_config_paths_resolve_relative_to_the_config_and_through_variables(tmp_path, monkeypatch):
+    from gess.runconfig import load_run_config
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "data").mkdir()
+    write_mat(tmp_path / "data" / "x.mat")
+    (tmp_path / "configs" / "a.yaml").write_text("dataset: {path: ../data/x.mat}\n")
+    (tmp_path / "configs" / "b.yaml").write_text("dataset: {path: $MY_DATA/x.mat}\n")
+    monkeypatch.chdir(tmp_path / "configs" / "..")
+    monkeypatch.setenv("MY_DATA", str(tmp_path / "data"))
+    assert Path(load_run_config(tmp_path / "configs" / "a.yaml").dataset.path).resolve() == tmp_path / "data" / "x.mat"
+    assert Path(load_run_config(tmp_path / "configs" / "b.yaml").dataset.path) == tmp_path / "data" / "x.mat"
+
+
+def test_progress_is_logged_when_stderr_is_not_a_terminal(capsys, monkeypatch):
+    import gess.progress as progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.0)
+    assert list(progress.progress_bar(range(3), "work")) == [0, 1, 2]
+    err = capsys.readouterr().err
+    assert "work: 1/3" in err and "work: 3/3" in err and "/s" in err
+
+
+def test_threads_flag_and_default(monkeypatch):
+    import torch
+
+    from gess.progress import default_threads
+
+    monkeypatch.setenv("GESS_THREADS", "1")
+    assert default_threads() == 1
+    monkeypatch.delenv("GESS_THREADS")
+    assert 1 <= default_threads() <= os.cpu_count()
+    from gess.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--threads", "1", "split", "--help"])
+    assert torch.get_num_threads() == 1
