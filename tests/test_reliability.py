@@ -278,9 +278,9 @@ def test_prior_rerun_with_other_options_trains_what_was_asked(tmp_path):
     assert json.loads((tmp_path / "p" / "config.json").read_text())["training"]["steps"] == 5
 
 
-def _gess(args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "gess.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "GESS_THREADS": "1"}, **kw)
+def _gess(args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "gess.cli", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env or {**os.environ, "GESS_THREADS": "1"})
 
 
 @pytest.mark.slow
@@ -388,3 +388,77 @@ def test_threads_flag_and_default(monkeypatch):
     with pytest.raises(SystemExit):
         main(["--threads", "1", "split", "--help"])
     assert torch.get_num_threads() == 1
+
+
+# ------------------------------------------------------------------ more bad input
+def test_constant_voxels_are_kept_with_a_warning(tmp_path):
+    from gess.decoding import GESSDecoder
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 12))
+    X[:, [2, 5]] = 4.0
+    with pytest.warns(UserWarning, match="2 of 12 voxels are constant"):
+        model = GESSDecoder(n_neighbors=3).fit(X, rng.normal(size=(30, 4)), rng.random((30, 2, 2, 1)))
+    out = model.decode(rng.normal(size=(3, 12)))
+    assert np.isfinite(out.c).all() and np.isfinite(out.s).all() and model.metadata_["constant_voxels"] == 2
+
+
+@pytest.mark.parametrize("kind", ["npz", "yaml", "npy", "json"])
+def test_truncated_files_of_each_kind_exit_2(tmp_path, capsys, kind):
+    from conftest import write_folder_dataset
+
+    if kind == "npz":
+        folder = write_folder_dataset(tmp_path / "exp")
+        raw = (folder / "fmri.npz").read_bytes()
+        (folder / "fmri.npz").write_bytes(raw[: len(raw) // 2])
+        args, needle = ["fit", "--data", folder, "--out", tmp_path / "m"], "fmri.npz"
+    elif kind == "yaml":
+        (tmp_path / "c.yaml").write_text("dataset: {path: [unclosed\n")
+        args, needle = ["run", tmp_path / "c.yaml", "--out", tmp_path / "o"], "c.yaml"
+    elif kind == "npy":
+        nsd = tmp_path / "nsd"
+        nsd.mkdir()
+        for side in ("train", "test"):
+            np.save(nsd / f"nsd_{side}_fmriavg_nsdgeneral_sub1.npy", np.zeros((4, 6), np.float32))
+            np.save(nsd / f"nsd_{side}_stim_sub1.npy", np.zeros((4, 8, 8, 3), np.uint8))
+        raw = (nsd / "nsd_train_fmriavg_nsdgeneral_sub1.npy").read_bytes()
+        (nsd / "nsd_train_fmriavg_nsdgeneral_sub1.npy").write_bytes(raw[:100])
+        args, needle = ["fit", "--data", nsd, "--format", "nsd", "--out", tmp_path / "m"], "nsd_train_fmriavg"
+    else:
+        data = tmp_path / "x.mat"
+        write_mat(data)
+        ok(["fit", "--data", data, "--out", tmp_path / "m"])
+        ok(_tiny_prior_args(data, tmp_path / "p", steps=1))
+        (tmp_path / "p" / "config.json").write_text('{"_class_name": "PixelPr')
+        args, needle = ["reconstruct", "--model", tmp_path / "m", "--data", data, "--generator", tmp_path / "p",
+                        "--out", tmp_path / "r"], "config.json"
+    code, err = run_cli(args, capsys)
+    assert_one_line_error(code, err, needle)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_outputs(tmp_path):
+    import yaml
+
+    from test_run import tiny_config
+
+    cfg = tiny_config(methods=["structure", "semantic", "cs"])
+    cfg["sampling"]["steps"] = 30
+    cfg["sampling"]["batch_size"] = 1
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    env = {"GESS_CACHE": str(tmp_path / "cache")}
+    ok_run = lambda out: subprocess.run([sys.executable, "-m", "gess.cli", "run", str(tmp_path / "c.yaml"), "--out", str(out)],
+                                        env={**os.environ, **env, "GESS_THREADS": "1"}, capture_output=True, check=True)
+    ok_run(tmp_path / "straight")
+    proc = _gess(["run", tmp_path / "c.yaml", "--out", tmp_path / "killed"], env={**os.environ, **env, "GESS_THREADS": "1"})
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((tmp_path / "killed" / "recon").glob("*/*.png"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    ok_run(tmp_path / "killed")
+    straight = sorted((tmp_path / "straight" / "recon").glob("*/*.png"))
+    assert straight
+    for png in straight:
+        assert sha(png) == sha(tmp_path / "killed" / png.relative_to(tmp_path / "straight")), png
+    assert not [p for p in (tmp_path / "killed").rglob("*") if p.name.endswith(".tmp")]

@@ -28,6 +28,14 @@ PROVENANCE = "Natural Scenes Dataset (Allen et al. 2022), nsdgeneral betas avera
 PATTERN = "nsd_{side}_fmriavg_nsdgeneral_sub{subject}.npy"
 
 
+def load_array(path: Path, mmap: bool = True) -> np.ndarray:
+    """A .npy array, memory-mapped; a truncated or foreign file is bad input naming it."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise GessInputError(path, None, "a complete .npy array", f"unreadable ({exc})") from None
+
+
 def find_nsd_subjects(directory: Path) -> list[int]:
     return sorted({int(m.group(1)) for p in directory.rglob("nsd_train_fmriavg_nsdgeneral_sub*.npy")
                    if (m := re.search(r"sub(\d+)\.npy$", p.name))})
@@ -48,12 +56,12 @@ def load_nsd(directory: str | Path, subject: int | None = None) -> Dataset:
         stim_path = fmri_path.with_name(f"nsd_{side}_stim_sub{subject}.npy")
         if not stim_path.is_file():
             raise GessInputError(stim_path, None, f"the {side} stimuli beside {fmri_path.name}", "no such file")
-        fmri = np.load(fmri_path, mmap_mode="r")
-        stim = np.load(stim_path, mmap_mode="r")
+        fmri = load_array(fmri_path)
+        stim = load_array(stim_path)
         split = paired_split(np.asarray(fmri), np.asarray(stim), None, side if side == "test" else "train", fmri_path, side)
         ids_path = fmri_path.with_name(f"nsd_{side}_ids_sub{subject}.npy")
         if ids_path.is_file():
-            ids = np.load(ids_path).astype(str)
+            ids = load_array(ids_path, mmap=False).astype(str)
             split.trial_ids, split.stimulus_ids = ids.copy(), ids.copy()
         return split
 

@@ -112,6 +112,12 @@ class GESSDecoder(BaseEstimator):
                 raise GessInputError(None, name, f"{len(fmri)} rows (one per fMRI trial)", f"{len(arr)}")
         self.n_voxels_ = fmri.shape[1]
         self.voxel_mean_, self.voxel_std_ = voxel_statistics(fmri)
+        constant = int((fmri.std(0) < 1e-8).sum())
+        if constant:  # kept (z-scored to 0, so they carry nothing), said aloud
+            import warnings
+
+            warnings.warn(f"{constant} of {fmri.shape[1]} voxels are constant over the training trials; "
+                          "they carry no signal and are kept at 0 after z-scoring", stacklevel=2)
         z = self._standardize(fmri)
 
         self.semantic_ = SemanticDecoder(self.alpha_semantic, self.alphas, self.alignment, self.n_neighbors,
@@ -126,7 +132,7 @@ class GESSDecoder(BaseEstimator):
         self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))
         self.encoder_ = encoder or EncoderSpec("unknown", "unknown", int(embeddings.shape[1]))
         self.structure_space_ = structure_space.config() if structure_space is not None else None
-        self.metadata_ = dict(metadata or {})
+        self.metadata_ = {**dict(metadata or {}), "constant_voxels": constant}
         return self
 
     def _standardize(self, fmri: np.ndarray) -> np.ndarray:
