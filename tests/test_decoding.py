@@ -20,13 +20,61 @@ def test_ridge_matches_closed_form():
     np.testing.assert_allclose(r.predict(X), (X - X.mean(0)) @ W + Y.mean(0), rtol=1e-4, atol=1e-4)
 
 
-def test_ridge_cross_validation_picks_a_sensible_alpha():
+def test_ridge_cross_validation_picks_a_sensible_alpha_per_target():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 200))
-    Y = X[:, :5] @ rng.normal(size=(5, 4)) + rng.normal(size=(80, 4)) * 3
-    r = Ridge(alphas=[1e-3, 1e1, 1e2, 1e3, 1e6]).fit(X, Y)
-    assert r.alpha_ not in (1e-3, 1e6)
-    assert len(r.cv_scores_) == 5
+    signal = X[:, :5] @ rng.normal(size=(5, 4))
+    Y = np.concatenate([signal + rng.normal(size=(80, 4)) * 3, rng.normal(size=(80, 2))], 1)  # 2 pure-noise targets
+    grid = [1e-3, 1e1, 1e2, 1e3, 1e6]
+    r = Ridge(alphas=grid).fit(X, Y)
+    assert r.alpha_.shape == (6,) and r.cv_scores_.shape == (5, 6)
+    from sklearn.linear_model import RidgeCV
+
+    reference = RidgeCV(alphas=grid, alpha_per_target=True).fit(X, Y)  # the same criterion, exact LOO
+    np.testing.assert_array_equal(r.alpha_, reference.alpha_)
+    np.testing.assert_allclose(r.predict(X), reference.predict(X), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n,p", [(30, 50), (60, 20)])  # kernel form and primal form
+def test_ridge_float32_matches_a_float64_reference_with_per_target_alphas(n, p):
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(n, p)) * 2 + 1, rng.normal(size=(n, 7))
+    grid = [0.1, 3.0, 100.0]
+    fast = Ridge(alphas=grid).fit(X, Y)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    for t in range(7):
+        a = float(fast.alpha_[t])
+        w = np.linalg.solve(Xc.T @ Xc + a * np.eye(p), Xc.T @ Yc[:, t])
+        pred = (X - X.mean(0)) @ w + Y[:, t].mean()
+        rel = np.abs(fast.predict(X)[:, t] - pred).max() / np.abs(pred).max()
+        assert rel < 1e-4, rel
+        # the chosen alpha minimises the leave-one-out error, computed here by n refits
+        scores = []
+        for b in grid:
+            errors = []
+            for i in range(n):
+                keep = np.arange(n) != i
+                Xk = X[keep] - X[keep].mean(0)
+                wk = np.linalg.solve(Xk.T @ Xk + b * np.eye(p), Xk.T @ (Y[keep, t] - Y[keep, t].mean()))
+                errors.append(Y[i, t] - ((X[i] - X[keep].mean(0)) @ wk + Y[keep, t].mean()))
+            scores.append(np.mean(np.square(errors)))
+        assert grid[int(np.argmin(scores))] == a
+
+
+def test_cross_fitted_predictions_equal_refits_without_each_fold():
+    from gess.decoding.ridge import cv_folds
+
+    rng = np.random.default_rng(2)
+    X, Y = rng.normal(size=(24, 40)), rng.normal(size=(24, 3))
+    groups = np.repeat(np.arange(8), 3)  # 8 stimuli shown 3 times: repeats never split
+    folds = cv_folds(24, 4, groups)
+    assert all(len(set(groups[f])) * 3 == len(f) for f in folds)
+    ridge = Ridge(alpha=5.0, dtype="float64").fit(X, Y)
+    cross = ridge.cross_fitted(folds)
+    for held in folds:
+        keep = np.setdiff1d(np.arange(24), held)
+        refit = Ridge(alpha=5.0, dtype="float64").fit(X[keep], Y[keep])
+        np.testing.assert_allclose(cross[held], refit.predict(X[held]), rtol=1e-5, atol=1e-5)
 
 
 def test_momentum_alignment_gives_target_statistics():

@@ -89,6 +89,6 @@ def test_gg_with_unclip_encodes_with_the_decoders_encoder(tmp_path, monkeypatch)
         return real(self, images)
 
     monkeypatch.setattr(CLIPImageEncoder, "encode_tensor", spy)
-    done = stages.reconstruct(decoder, dataset, tmp_path / "gg", "gg", "tiny-unclip", sampling=SamplingOptions(steps=2),
+    done = stages.reconstruct(decoder, dataset, tmp_path / "gg", "gg", "tests/tiny-unclip", sampling=SamplingOptions(steps=2),
                               gg=GGOptions(encoder_size=32, semantic_every=1), progress=False)
     assert done["generated"] == 2 and used and set(used) == {clip_dir}

@@ -111,7 +111,7 @@ def claim_output_dir(path: str | Path, kind: str, is_ours) -> Path:
     An absent or empty directory is fine; so is one ``is_ours(path)`` recognises as a
     gess ``kind`` (gess then replaces only its own files). Anything else is refused.
     Temporary files a killed writer left behind are removed. Unwritable places are
-    bad input naming the path.
+    bad input naming the path. Nothing is created.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -123,9 +123,13 @@ def claim_output_dir(path: str | Path, kind: str, is_ours) -> Path:
                                  "files it did not write)", f"{len(entries)} other entries, e.g. {entries[0].name}")
         for stale in filter(_is_leftover, path.iterdir()):
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    existing = path
+    while not existing.exists():  # nothing is created here: a refused run leaves no trace
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GessInputError(path, None, "a path gess can create a directory at", f"{existing} is a file")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".gess-probe.", suffix=".tmp")
+        probe = tempfile.NamedTemporaryFile(dir=existing, prefix=".gess-probe.", suffix=".tmp")
         probe.close()
     except OSError as exc:
         raise GessInputError(path, None, "a writable directory", f"{exc.strerror or exc}") from None

@@ -102,7 +102,7 @@ def fit(dataset: Dataset, encoder: ImageEncoder | str = DEFAULT_ENCODER, augment
     metadata = {"dataset": dataset.name, "source": dataset.source, "n_augment": 0 if augment is None else int(len(augment))}
     model = GESSDecoder(**decoder_options)
     return model.fit(train.fmri, stim_features[rows], structure, augment_embeddings=augment, encoder=encoder.spec(),
-                     structure_space=space, metadata=metadata)
+                     structure_space=space, metadata=metadata, groups=train.trial_ids)
 
 
 def decode(model: GESSDecoder, dataset: Dataset) -> tuple[Decoded, np.ndarray]:
@@ -133,9 +133,17 @@ def fit_decoders(dataset: Dataset, out: str | Path, encoder: ImageEncoder, decod
     model = fit(dataset, encoder, augment_images=augment_images, space=space, **decoder_options)
     model.metadata_["fingerprint"] = key
     model.save(out)
-    _log(console, f"decoders fitted -> {out} (gate {model.gate_.name}, alpha_c {model.semantic_.ridge_.alpha_:g}, "
-                  f"alpha_s {model.structural_.ridge_.alpha_:g})")
+    _log(console, f"decoders fitted -> {out} (gate {model.gate_.name}, alpha_c {_describe(model.semantic_.ridge_.alpha_)}, "
+                  f"alpha_s {_describe(model.structural_.ridge_.alpha_)}; "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in model.fit_seconds_.items()) + ")")
     return model
+
+
+def _describe(alpha) -> str:
+    if np.ndim(alpha) == 0:
+        return f"{float(alpha):g}"
+    values = np.asarray(alpha)
+    return f"per target, median {np.median(values):g} ({values.min():g}..{values.max():g})"
 
 
 # ------------------------------------------------------------------ stage: train a prior

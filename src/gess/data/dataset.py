@@ -113,11 +113,25 @@ class Dataset:
         )
 
 
-def voxel_statistics(fmri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = fmri.mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = fmri.std(axis=0, dtype=np.float64).astype(np.float32)
-    std[std < 1e-8] = 1.0  # constant voxels carry nothing; keep them finite
-    return mean, std
+def voxel_statistics(fmri: np.ndarray, rows: int = 1024, with_constant: bool = False):
+    """Per-voxel mean and std (float64 sums over row blocks: no full-size transient).
+
+    Constant voxels get std 1 (they carry nothing; z-scoring keeps them finite at 0);
+    ``with_constant`` also returns how many there were.
+    """
+    n = len(fmri)
+    total = np.zeros(fmri.shape[1], np.float64)
+    for start in range(0, n, rows):
+        total += np.asarray(fmri[start:start + rows], np.float64).sum(0)
+    mean = total / n
+    squares = np.zeros_like(total)
+    for start in range(0, n, rows):
+        squares += ((np.asarray(fmri[start:start + rows], np.float64) - mean) ** 2).sum(0)
+    std = np.sqrt(squares / n)
+    constant = std < 1e-8
+    std[constant] = 1.0
+    out = (mean.astype(np.float32), std.astype(np.float32))
+    return out + (int(constant.sum()),) if with_constant else out
 
 
 def validate_fmri(fmri: np.ndarray, file: str | Path, field_name: str) -> np.ndarray:
@@ -129,15 +143,19 @@ def validate_fmri(fmri: np.ndarray, file: str | Path, field_name: str) -> np.nda
         raise GessInputError(file, field_name, "at least one trial and one voxel", f"shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number):
         raise GessInputError(file, field_name, "numeric values", f"dtype {arr.dtype}")
-    arr = arr.astype(np.float32)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        t, v = np.argwhere(bad)[0]
-        kinds = "NaN" if np.isnan(arr[bad]).any() else "Inf"
-        raise GessInputError(
-            file, field_name, "finite voxel values",
-            f"{int(bad.sum())} {kinds} values (first at trial {t}, voxel {v})",
-        )
+    if arr.dtype not in (np.float32, np.float16):  # float32/float16 (e.g. memory-mapped) are read as they are
+        arr = arr.astype(np.float32)
+    for start in range(0, arr.shape[0], 1024):  # row blocks: no full-size boolean array
+        block = np.asarray(arr[start:start + 1024])
+        bad = ~np.isfinite(block)
+        if bad.any():
+            t, v = np.argwhere(bad)[0]
+            kinds = "NaN" if np.isnan(block[bad]).any() else "Inf"
+            count = sum(int((~np.isfinite(np.asarray(arr[s:s + 1024]))).sum()) for s in range(0, arr.shape[0], 1024))
+            raise GessInputError(
+                file, field_name, "finite voxel values",
+                f"{count} {kinds} values (first at trial {start + t}, voxel {v})",
+            )
     return arr
 
 

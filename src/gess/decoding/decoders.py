@@ -1,6 +1,7 @@
 """GESSDecoder: voxels -> (c', c, s, pi_c), the three GESS decoders (M_c, M_s, M_g) behind one estimator."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -11,7 +12,7 @@ from sklearn.base import BaseEstimator
 from gess import __version__
 from gess.data.dataset import validate_fmri, voxel_statistics
 from gess.decoding.gating import DEFAULT_GATE, GateInputs, GateName, make_gate
-from gess.decoding.ridge import Ridge, cross_fitted_predictions
+from gess.decoding.ridge import Ridge, RidgeDecomposition, cv_folds
 from gess.decoding.semantic import SemanticDecoder
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
 from gess.encoders.base import EncoderSpec
@@ -92,17 +93,24 @@ class GESSDecoder(BaseEstimator):
     # ------------------------------------------------------------------ fit
     def fit(self, fmri: np.ndarray, embeddings: np.ndarray, structure: np.ndarray,
             augment_embeddings: np.ndarray | None = None, encoder: EncoderSpec | None = None,
-            structure_space: StructuralSpace | None = None, metadata: dict | None = None) -> "GESSDecoder":
+            structure_space: StructuralSpace | None = None, metadata: dict | None = None,
+            groups=None) -> "GESSDecoder":
         """Fit on training trials.
 
         Parameters
         ----------
-        fmri : (n, v) raw voxels; embeddings : (n, d) image embeddings of each
-            trial's image; structure : (n, ...) structural targets;
+        fmri : (n, v) raw voxels (a memory-mapped array is read, not copied: one float32
+            z-scored copy is all the memory the voxels take); embeddings : (n, d) image
+            embeddings of each trial's image; structure : (n, ...) structural targets;
         augment_embeddings : (m, d) extra embeddings sampling the manifold (C_aug).
         encoder : who made ``embeddings`` (kept, compared when decoding or generating).
         structure_space : what ``structure`` is (kept, so generators know how to use s).
         metadata : provenance recorded in the saved config.
+        groups : (n,) the stimulus of each trial; cross-fitting folds never split one
+            stimulus's repeats (default: every trial its own stimulus).
+
+        One eigendecomposition of the z-scored voxels serves M_c, M_s, every alpha of
+        the grid and the cross-fitted predictions of the gate (:mod:`gess.decoding.ridge`).
         """
         fmri = validate_fmri(fmri, None, "training fMRI")
         embeddings = np.asarray(embeddings, np.float32)
@@ -111,32 +119,51 @@ class GESSDecoder(BaseEstimator):
             if len(arr) != len(fmri):
                 raise GessInputError(None, name, f"{len(fmri)} rows (one per fMRI trial)", f"{len(arr)}")
         self.n_voxels_ = fmri.shape[1]
-        self.voxel_mean_, self.voxel_std_ = voxel_statistics(fmri)
-        constant = int((fmri.std(0) < 1e-8).sum())
+        self.voxel_mean_, self.voxel_std_, constant = voxel_statistics(fmri, with_constant=True)
         if constant:  # kept (z-scored to 0, so they carry nothing), said aloud
             import warnings
 
             warnings.warn(f"{constant} of {fmri.shape[1]} voxels are constant over the training trials; "
                           "they carry no signal and are kept at 0 after z-scoring", stacklevel=2)
+        timings = {}
+        clock = time.perf_counter()
         z = self._standardize(fmri)
+        decomposition = RidgeDecomposition(z, self.device)
+        timings["decomposition"] = time.perf_counter() - clock
 
+        clock = time.perf_counter()
+        semantic_ridge = Ridge(self.alpha_semantic, self.alphas, self.device).fit(z, embeddings, decomposition)
+        timings["semantic"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        cross = semantic_ridge.cross_fitted(cv_folds(len(z), self.cv_folds, groups))
+        timings["cross-fitting"] = time.perf_counter() - clock
         self.semantic_ = SemanticDecoder(self.alpha_semantic, self.alphas, self.alignment, self.n_neighbors,
                                          self.reprojection, self.regularization, self.w_c, self.device)
-        # alpha chosen first (if a grid is given) so the cross-fitted predictions use it
-        alpha_c = Ridge(self.alpha_semantic, self.alphas, device=self.device).select_alpha(z, embeddings)
-        self.semantic_.alpha, self.semantic_.alphas = alpha_c, None
-        cross = cross_fitted_predictions(z, embeddings, alpha_c, self.cv_folds, self.device)
-        self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross)
-        self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas, self.device).fit(z, structure)
+        self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross, ridge=semantic_ridge.release())
+        clock = time.perf_counter()
+        structural_ridge = Ridge(self.alpha_structural, self.alphas, self.device).fit(z, structure, decomposition)
+        self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas, self.device)
+        self.structural_.fit(z, structure, ridge=structural_ridge.release())
+        timings["structural"] = time.perf_counter() - clock
+        del decomposition
+        clock = time.perf_counter()
         self.gate_ = make_gate(self.gate, **(self.gate_options or {}))
         self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))
+        timings["gate"] = time.perf_counter() - clock
         self.encoder_ = encoder or EncoderSpec("unknown", "unknown", int(embeddings.shape[1]))
         self.structure_space_ = structure_space.config() if structure_space is not None else None
         self.metadata_ = {**dict(metadata or {}), "constant_voxels": constant}
+        self.fit_seconds_ = timings
         return self
 
-    def _standardize(self, fmri: np.ndarray) -> np.ndarray:
-        return ((fmri - self.voxel_mean_) / self.voxel_std_).astype(np.float32)
+    def _standardize(self, fmri: np.ndarray, rows: int = 1024) -> np.ndarray:
+        """z-scored float32 voxels, written block by block into one array (no transient copies)."""
+        z = np.empty(fmri.shape, np.float32)
+        for start in range(0, len(fmri), rows):
+            block = np.asarray(fmri[start:start + rows], np.float32)
+            np.subtract(block, self.voxel_mean_, out=z[start:start + rows])
+            z[start:start + rows] /= self.voxel_std_
+        return z
 
     # --------------------------------------------------------------- decode
     def decode(self, fmri: np.ndarray, source: str | None = None) -> Decoded:
@@ -173,7 +200,8 @@ class GESSDecoder(BaseEstimator):
             "_class_name": "GESSDecoder", "gess_version": __version__, "params": self.get_params(),
             "n_voxels": int(self.n_voxels_), "embedding_dim": int(self.semantic_.manifold_.shape[1]),
             "structure_shape": list(self.structural_.target_shape_),
-            "alpha_semantic_used": self.semantic_.ridge_.alpha_, "alpha_structural_used": self.structural_.ridge_.alpha_,
+            "alpha_semantic_used": _alpha_record(self.semantic_.ridge_.alpha_),
+            "alpha_structural_used": _alpha_record(self.structural_.ridge_.alpha_),
             "gate": self.gate_.config(), "encoder": self.encoder_.to_dict(), "structure_space": self.structure_space_,
             "metadata": self.metadata_,
         }
@@ -228,6 +256,14 @@ class GESSDecoder(BaseEstimator):
         """Raise a clear error when test fMRI has another number of voxels than the model was fitted on."""
         if n_voxels != self.n_voxels_:
             raise GessInputError(source, "fMRI", f"{self.n_voxels_} voxels (the model was fitted on that many)", f"{n_voxels}")
+
+
+def _alpha_record(alpha) -> float | dict:
+    """A scalar alpha as is; per-target alphas summarised (the weights hold their effect)."""
+    if np.ndim(alpha) == 0:
+        return float(alpha)
+    values, counts = np.unique(np.asarray(alpha), return_counts=True)
+    return {"per_target": {f"{v:g}": int(c) for v, c in zip(values, counts)}}
 
 
 def is_model_directory(directory: Path) -> bool:

@@ -1,43 +1,189 @@
-"""Ridge regression by one SVD per fit, reused for every regularisation value (himalaya's formulation)."""
+"""Ridge regression from one eigendecomposition, reused for every regularisation, target and fold.
+
+The formulation (himalaya's, and the standard of fMRI encoding work):
+
+* centre X with the training means (an unpenalised intercept), then take the
+  eigendecomposition of the smaller Gram matrix: ``K = Xc Xc^T`` (n x n) when there
+  are fewer trials than voxels (the kernel form), ``Xc^T Xc`` (p x p) otherwise (the
+  primal form). Either gives ``Xc = U diag(sqrt(lam)) V^T`` restricted to its rank.
+* every alpha is then a rescaling of ``U^T Y``: fitted values ``U diag(lam/(lam+a)) U^T Y``,
+  weights ``Xc^T U diag(1/(lam+a)) U^T Y`` (kernel) or ``V diag(sqrt(lam)/(lam+a)) U^T Y``
+  (primal). No (n_alphas, voxels, targets) array is ever formed.
+* the regularisation is chosen **per target** by exact leave-one-out error (scikit-learn's
+  ``RidgeCV`` criterion), ``e_i = (y_i - yhat_i) / (1 - H_ii)``, from the same decomposition:
+  one (n x rank) by (rank x targets) product per alpha. (Generalised cross-validation would be
+  cheaper but is ill-defined where a small alpha interpolates the training data, n < p.)
+* cross-fitted predictions (each trial predicted by a ridge fitted without its fold)
+  come from the same decomposition by the exact leave-group-out identity of penalised
+  least squares, ``yhat_g^(-g) = y_g - (I - H_gg)^-1 (y_g - yhat_g)``, with the hat
+  matrix ``H = 11^T/n + U diag(lam/(lam+a)) U^T`` (intercept included).
+
+Everything runs in torch (CPU or CUDA), in float32 by default (tested against float64).
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 
-def solve_ridge_svd(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
-    """Ridge weights for every alpha: returns (n_alphas, n_features, n_targets).
+def _dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "float64": torch.float64}[name]
 
-    X and Y must already be centred. W(alpha) = V diag(s / (s^2 + alpha)) U^T Y.
+
+class RidgeDecomposition:
+    """The eigendecomposition of one training matrix, shared by every ridge fitted on it.
+
+    Parameters
+    ----------
+    X : (n, p) array or tensor; it is read, never copied in full (a float32 numpy
+        array on the CPU is used in place).
+    device, dtype : where and in which precision the algebra runs.
+
+    Attributes
+    ----------
+    form : ``"kernel"`` (n <= p) or ``"primal"``
+    U : (n, r) left singular vectors of the centred X; lam : (r,) squared singular values
+    V : (p, r) right singular vectors (primal form only)
+    x_mean : (p,) training means of X
     """
-    U, s, Vh = torch.linalg.svd(X, full_matrices=False)
-    UtY = U.T @ Y
-    shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])  # (n_alphas, rank)
-    return torch.einsum("kr,ar,rt->akt", Vh.T, shrink, UtY)
+
+    def __init__(self, X, device: str = "cpu", dtype: str = "float32"):
+        self.device, self.dtype = torch.device(device), _dtype(dtype)
+        X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
+        self.X = X.to(self.device, self.dtype)
+        n, p = self.X.shape
+        self.n = n
+        self.x_mean = self.X.mean(0)
+        if n <= p:
+            self.form = "kernel"
+            K = self.X @ self.X.T
+            m = self.X @ self.x_mean  # centring K = (X - 1m^T)(X - 1m^T)^T without copying X
+            K = K - m[:, None] - m[None, :] + self.x_mean @ self.x_mean
+            lam, U = torch.linalg.eigh((K + K.T) / 2)
+            self.V = None
+        else:
+            self.form = "primal"
+            C = self.X.T @ self.X - n * torch.outer(self.x_mean, self.x_mean)
+            lam, V = torch.linalg.eigh((C + C.T) / 2)
+        keep = lam > lam.max().clamp_min(1e-30) * (1e-6 if self.dtype == torch.float32 else 1e-12)
+        self.lam = lam[keep]
+        if self.form == "kernel":
+            self.U = U[:, keep]
+        else:
+            self.V = V[:, keep]
+            self.U = (self.X @ self.V - self.x_mean @ self.V) / self.lam.sqrt()
+
+    # -------------------------------------------------------------- targets
+    def project(self, Y) -> "ProjectedTargets":
+        """Centre Y and project it on U once; every alpha reuses the result."""
+        Y = torch.as_tensor(np.asarray(Y).reshape(self.n, -1), device=self.device).to(self.dtype)
+        y_mean = Y.mean(0)
+        Yc = Y - y_mean
+        UtY = self.U.T @ Yc
+        return ProjectedTargets(Yc, y_mean, UtY, (Yc * Yc).sum(0))
+
+    def loo(self, targets: "ProjectedTargets", alphas: torch.Tensor, block: int = 2048) -> torch.Tensor:
+        """(n_alphas, t) mean squared leave-one-out errors (lower is better); targets in blocks of ``block``.
+
+        Residuals and leverages are formed from ``a/(lam+a)`` (what the fit leaves out), never
+        as ``1 - (what it explains)``: at small alphas the latter cancels to float32 noise.
+        """
+        t = targets.UtY.shape[1]
+        out = torch.empty(len(alphas), t, device=self.device, dtype=self.dtype)
+        U2 = self.U ** 2
+        # U spans every centred direction when the kernel has full rank n - 1: nothing lies outside it, and
+        # computing "1 - what U holds" would only add float32 noise of the size of a small alpha's residual
+        complete = self.form == "kernel" and self.U.shape[1] == self.n - 1
+        outside_leverage = 0.0 if complete else (1.0 - 1.0 / self.n - U2.sum(1)).clamp_min(0)
+        left = [a / (self.lam + a) for a in alphas]
+        leverages = [(U2 @ g + outside_leverage).clamp_min(1e-20)[:, None] for g in left]
+        for start in range(0, t, block):
+            cols = slice(start, start + block)
+            outside = 0.0 if complete else targets.Yc[:, cols] - self.U @ targets.UtY[:, cols]  # what no alpha fits
+            for i, g in enumerate(left):
+                resid = self.U @ (g[:, None] * targets.UtY[:, cols]) + outside
+                out[i, cols] = ((resid / leverages[i]) ** 2).mean(0)
+        return out
+
+    def solve(self, targets: "ProjectedTargets", alpha_per_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(coef (p, t), intercept (t,)) for one alpha per target (grouped: one pass per distinct alpha)."""
+        t = targets.UtY.shape[1]
+        p = self.X.shape[1]
+        coef = torch.empty(p, t, device=self.device, dtype=self.dtype)
+        for a, cols in _groups(alpha_per_target):
+            if self.form == "kernel":
+                dual = self.U @ (targets.UtY[:, cols] / (self.lam + a)[:, None])
+                coef[:, cols] = self.X.T @ dual  # 1^T dual = 0 (U is orthogonal to 1), so Xc^T dual = X^T dual
+            else:
+                coef[:, cols] = self.V @ (targets.UtY[:, cols] * (self.lam.sqrt() / (self.lam + a))[:, None])
+        intercept = targets.y_mean - self.x_mean @ coef
+        return coef, intercept
+
+    def fitted(self, targets: "ProjectedTargets", alpha_per_target: torch.Tensor) -> torch.Tensor:
+        """Centred in-sample predictions (n, t)."""
+        out = torch.empty_like(targets.Yc)
+        for a, cols in _groups(alpha_per_target):
+            out[:, cols] = self.U @ (targets.UtY[:, cols] * (self.lam / (self.lam + a))[:, None])
+        return out
+
+    def cross_fitted(self, targets: "ProjectedTargets", alpha_per_target: torch.Tensor, folds: list[np.ndarray]) -> torch.Tensor:
+        """(n, t) predictions of each trial by a ridge (intercept included) fitted without its fold; exact."""
+        fitted = self.fitted(targets, alpha_per_target)
+        out = torch.empty_like(targets.Yc)
+        for a, cols in _groups(alpha_per_target):
+            h = self.lam / (self.lam + a)
+            for held in folds:
+                idx = torch.as_tensor(held, device=self.device)
+                Ug = self.U[idx]
+                H = (Ug * h) @ Ug.T + 1.0 / self.n
+                resid = targets.Yc[idx][:, cols] - fitted[idx][:, cols]
+                eye = torch.eye(len(idx), device=self.device, dtype=self.dtype)
+                out[idx[:, None], torch.as_tensor(cols, device=self.device)[None, :]] = (
+                    targets.Yc[idx][:, cols] - torch.linalg.solve(eye - H, resid))
+        return out + targets.y_mean
 
 
-def _r2_per_target(Y_true: torch.Tensor, Y_pred: torch.Tensor) -> torch.Tensor:
-    ss_res = ((Y_true - Y_pred) ** 2).sum(0)
-    ss_tot = ((Y_true - Y_true.mean(0)) ** 2).sum(0).clamp_min(1e-12)
-    return 1.0 - ss_res / ss_tot
+class ProjectedTargets:
+    """Centred targets, their means, their projection on U and their squared norms."""
+
+    def __init__(self, Yc, y_mean, UtY, norm2):
+        self.Yc, self.y_mean, self.UtY, self.norm2 = Yc, y_mean, UtY, norm2
+
+
+def _groups(alpha_per_target: torch.Tensor):
+    values = alpha_per_target.detach().cpu().numpy()
+    for a in np.unique(values):
+        yield float(a), np.flatnonzero(values == a)
+
+
+def cv_folds(n: int, folds: int, groups=None) -> list[np.ndarray]:
+    """Contiguous folds of trials; with ``groups`` (e.g. stimulus ids) no group is split across folds."""
+    if groups is None:
+        return [f for f in np.array_split(np.arange(n), min(folds, n)) if len(f)]
+    groups = np.asarray(groups)
+    order = list(dict.fromkeys(groups.tolist()))
+    parts = np.array_split(np.arange(len(order)), min(folds, len(order)))
+    index = {g: i for i, g in enumerate(order)}
+    fold_of = np.array([index[g] for g in groups])
+    return [np.flatnonzero(np.isin(fold_of, part)) for part in parts if len(part)]
 
 
 class Ridge:
-    """Multi-output ridge regression with an intercept, optionally choosing alpha by K-fold CV.
+    """Multi-output ridge with an intercept; with a grid, one alpha per target by leave-one-out error.
 
     Parameters
     ----------
     alpha : regularisation used when ``alphas`` is None.
-    alphas : candidate values; the one with the best mean cross-validated R^2 is kept.
-    cv : number of folds for the alpha search.
+    alphas : candidate values; each target gets the one with the lowest leave-one-out error.
     device : torch device for the linear algebra ("cpu" or "cuda").
+    dtype : "float32" (default) or "float64".
 
     Attributes
     ----------
     coef_ : (n_features, n_targets) ndarray
     intercept_ : (n_targets,) ndarray
-    alpha_ : the regularisation used
-    cv_scores_ : (n_alphas,) mean CV R^2 per candidate, when ``alphas`` is given
+    alpha_ : the regularisation used: a float, or (n_targets,) with a grid
+    cv_scores_ : (n_alphas, n_targets) mean squared leave-one-out errors, when ``alphas`` is given
 
     Examples
     --------
@@ -46,65 +192,58 @@ class Ridge:
     (1, 2)
     """
 
-    def __init__(self, alpha: float = 1000.0, alphas=None, cv: int = 5, device: str = "cpu"):
+    def __init__(self, alpha: float = 1000.0, alphas=None, device: str = "cpu", dtype: str = "float32"):
         self.alpha = alpha
         self.alphas = alphas
-        self.cv = cv
         self.device = device
+        self.dtype = dtype
 
     @classmethod
-    def from_arrays(cls, coef: np.ndarray, intercept: np.ndarray, alpha: float) -> "Ridge":
+    def from_arrays(cls, coef: np.ndarray, intercept: np.ndarray, alpha) -> "Ridge":
         """A fitted ridge from stored weights."""
         ridge = cls(alpha)
         ridge.coef_, ridge.intercept_, ridge.alpha_ = coef, intercept, alpha
         return ridge
 
-    def _tensors(self, X, Y) -> tuple[torch.Tensor, torch.Tensor]:
-        X_t = torch.as_tensor(np.asarray(X), dtype=torch.float64, device=self.device)
-        return X_t, torch.as_tensor(np.asarray(Y), dtype=torch.float64, device=self.device).reshape(len(X_t), -1)
-
-    def select_alpha(self, X: np.ndarray, Y: np.ndarray) -> float:
-        """The regularisation ``fit`` would use (CV over ``alphas`` when given), without the final fit."""
-        if self.alphas is not None and len(self.alphas) > 1:
-            X_t, Y_t = self._tensors(X, Y)
-            self.cv_scores_ = self._cross_validate(X_t, Y_t, torch.as_tensor(self.alphas, dtype=torch.float64, device=self.device))
-            return float(np.asarray(self.alphas)[int(np.argmax(self.cv_scores_))])
-        return float(self.alphas[0] if self.alphas is not None else self.alpha)
-
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "Ridge":
-        self.alpha_ = self.select_alpha(X, Y)
-        X_t, Y_t = self._tensors(X, Y)
-        x_mean, y_mean = X_t.mean(0), Y_t.mean(0)
-        W = solve_ridge_svd(X_t - x_mean, Y_t - y_mean, torch.tensor([self.alpha_], dtype=torch.float64, device=self.device))[0]
-        self.coef_ = W.float().cpu().numpy()
-        self.intercept_ = (y_mean - x_mean @ W).float().cpu().numpy()
+    def fit(self, X: np.ndarray, Y: np.ndarray, decomposition: RidgeDecomposition | None = None) -> "Ridge":
+        """Fit on (n, p) X and (n, ...) Y; pass a ``decomposition`` of X to share it between ridges."""
+        dec = decomposition or RidgeDecomposition(X, self.device, self.dtype)
+        self.targets_ = dec.project(Y)
+        self.alpha_per_target_ = self._choose(dec, self.targets_)
+        coef, intercept = dec.solve(self.targets_, self.alpha_per_target_)
+        self.coef_ = coef.float().cpu().numpy()
+        self.intercept_ = intercept.float().cpu().numpy()
+        values = self.alpha_per_target_.cpu().numpy()
+        self.alpha_ = float(values[0]) if self.alphas is None or len(self.alphas) == 1 else values.astype(np.float32)
+        self.decomposition_ = dec
         return self
 
-    def _cross_validate(self, X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor) -> np.ndarray:
-        folds = np.array_split(np.arange(len(X)), min(self.cv, len(X)))
-        scores = torch.zeros(len(alphas), dtype=torch.float64, device=X.device)
-        for held in folds:
-            train = np.setdiff1d(np.arange(len(X)), held)
-            xm, ym = X[train].mean(0), Y[train].mean(0)
-            Ws = solve_ridge_svd(X[train] - xm, Y[train] - ym, alphas)
-            for a in range(len(alphas)):
-                pred = (X[held] - xm) @ Ws[a] + ym
-                scores[a] += _r2_per_target(Y[held], pred).mean()
-        return (scores / len(folds)).cpu().numpy()
+    def _choose(self, dec: RidgeDecomposition, targets: ProjectedTargets) -> torch.Tensor:
+        t = targets.UtY.shape[1]
+        if self.alphas is None or len(self.alphas) == 1:
+            a = float(self.alpha if self.alphas is None else self.alphas[0])
+            return torch.full((t,), a, device=dec.device, dtype=dec.dtype)
+        grid = torch.as_tensor(np.asarray(self.alphas, np.float64), device=dec.device, dtype=dec.dtype)
+        scores = dec.loo(targets, grid)
+        self.cv_scores_ = scores.cpu().numpy()
+        return grid[scores.argmin(0)]
+
+    def cross_fitted(self, folds: list[np.ndarray]) -> np.ndarray:
+        """Predictions of each training trial by this ridge refitted without its fold (from the same decomposition)."""
+        return self.decomposition_.cross_fitted(self.targets_, self.alpha_per_target_, folds).float().cpu().numpy()
+
+    def release(self) -> "Ridge":
+        """Drop the decomposition and training targets (keep only what predicts)."""
+        for name in ("decomposition_", "targets_"):
+            self.__dict__.pop(name, None)
+        return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return (np.asarray(X, dtype=np.float32) @ self.coef_ + self.intercept_).astype(np.float32)
 
 
-def cross_fitted_predictions(X: np.ndarray, Y: np.ndarray, alpha: float, folds: int = 5, device: str = "cpu") -> np.ndarray:
+def cross_fitted_predictions(X: np.ndarray, Y: np.ndarray, alpha: float, folds: int = 5, device: str = "cpu",
+                             groups=None) -> np.ndarray:
     """Predictions of each training sample by a ridge fitted without its fold."""
-    X_t = torch.as_tensor(np.asarray(X), dtype=torch.float64, device=device)
-    Y_t = torch.as_tensor(np.asarray(Y), dtype=torch.float64, device=device).reshape(len(X_t), -1)
-    out = torch.empty_like(Y_t)
-    alpha_t = torch.tensor([alpha], dtype=torch.float64, device=device)
-    for held in np.array_split(np.arange(len(X_t)), min(folds, len(X_t))):
-        train = np.setdiff1d(np.arange(len(X_t)), held)
-        xm, ym = X_t[train].mean(0), Y_t[train].mean(0)
-        W = solve_ridge_svd(X_t[train] - xm, Y_t[train] - ym, alpha_t)[0]
-        out[held] = (X_t[held] - xm) @ W + ym
-    return out.float().cpu().numpy()
+    ridge = Ridge(alpha, device=device).fit(X, Y)
+    return ridge.cross_fitted(cv_folds(len(X), folds, groups)).reshape(np.asarray(Y).shape)

@@ -62,7 +62,7 @@ class SemanticDecoder:
     Parameters
     ----------
     alpha : ridge regularisation (paper: 1000).
-    alphas : grid for cross-validated choice of alpha (overrides ``alpha``).
+    alphas : grid; each embedding dimension gets its own alpha by GCV (overrides ``alpha``).
     alignment : "batch" (released: z-score predictions with their own statistics,
         give them those of C_all), "reference" (use the statistics of cross-fitted
         training predictions instead, so each sample is decoded independently of
@@ -95,12 +95,13 @@ class SemanticDecoder:
         self.device = device
 
     def fit(self, fmri: np.ndarray, embeddings: np.ndarray, augment_embeddings: np.ndarray | None = None,
-            cross_fitted: np.ndarray | None = None) -> "SemanticDecoder":
+            cross_fitted: np.ndarray | None = None, ridge: Ridge | None = None) -> "SemanticDecoder":
+        """Fit on z-scored fMRI; ``ridge``, when given, is an already fitted voxels -> embeddings ridge."""
         if self.alignment not in ALIGNMENTS:
             raise GessInputError(None, "alignment", f"one of {ALIGNMENTS}", repr(self.alignment))
         if self.reprojection not in REPROJECTIONS:
             raise GessInputError(None, "reprojection", f"one of {REPROJECTIONS}", repr(self.reprojection))
-        self.ridge_ = Ridge(self.alpha, self.alphas, device=self.device).fit(fmri, embeddings)
+        self.ridge_ = ridge if ridge is not None else Ridge(self.alpha, self.alphas, device=self.device).fit(fmri, embeddings)
         parts = [np.asarray(embeddings, np.float32)]
         if augment_embeddings is not None and len(augment_embeddings):
             parts.append(np.asarray(augment_embeddings, np.float32))

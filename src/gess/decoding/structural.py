@@ -136,10 +136,12 @@ class StructuralDecoder:
         self.alphas = alphas
         self.device = device
 
-    def fit(self, fmri: np.ndarray, targets: np.ndarray) -> "StructuralDecoder":
+    def fit(self, fmri: np.ndarray, targets: np.ndarray, ridge: Ridge | None = None) -> "StructuralDecoder":
+        """Fit on z-scored fMRI; ``ridge``, when given, is an already fitted voxels -> targets ridge."""
         targets = np.asarray(targets, np.float32)
         self.target_shape_ = tuple(targets.shape[1:])
-        self.ridge_ = Ridge(self.alpha, self.alphas, device=self.device).fit(fmri, targets.reshape(len(targets), -1))
+        flat = targets.reshape(len(targets), -1)
+        self.ridge_ = ridge if ridge is not None else Ridge(self.alpha, self.alphas, device=self.device).fit(fmri, flat)
         return self
 
     def predict(self, fmri: np.ndarray) -> np.ndarray:
