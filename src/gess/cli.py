@@ -10,6 +10,7 @@ from typing import Optional
 import click
 import typer
 
+from gess.data.nsd_prepare import NSDPrepareOptions
 from gess.decoding import GESSDecoder
 from gess.decoding.structural import StructureOptions
 from gess.encoders import DEFAULT_ENCODER
@@ -244,6 +245,24 @@ def reconstruct(
     dataset = load_dataset(data, format)
     done = stages.reconstruct(decoder, dataset, out, method, generator, seed, *options, device=device, console=_console())
     _console().print(f"[green]{done['generated']} generated, {done['skipped']} already there[/green] -> {out}")
+
+
+prepare_app = typer.Typer(no_args_is_help=True, help="Turn a public data release into gess's layout.")
+app.add_typer(prepare_app, name="prepare")
+
+
+@prepare_app.command("nsd")
+@flags_from(NSDPrepareOptions, "preparation")
+def prepare_nsd(
+    nsd_root: Path = typer.Option(..., "--nsd-root", help="the NSD release (nsddata/, nsddata_betas/, nsddata_stimuli/)"),
+    out: Path = typer.Option(..., "--out", help="directory to write the subject's arrays into"),
+    preparation: dict = None,
+):
+    """NSD's single-trial betas -> z-scored nsdgeneral betas averaged over repeats, stimuli, ids (resumes)."""
+    from gess.data.nsd_prepare import prepare_nsd as prepare
+    from gess.options import build
+
+    prepare(nsd_root, out, build(NSDPrepareOptions, preparation, "--subject/--sessions/..."), _console())
 
 
 @app.command()
