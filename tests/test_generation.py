@@ -178,3 +178,18 @@ def test_tune_cs_tries_the_whole_grid_and_returns_the_best(backend):
     assert len(grid) == 4 and len({(r["fraction"], r["min_structure_weight"]) for r in grid}) == 4
     top = max(grid, key=lambda r: r["pixcorr"])
     assert (best.fraction, floor) == (top["fraction"], top["min_structure_weight"])
+
+
+def test_gradient_guidance_speaks_v_prediction(backend):
+    """With no move, GG hands back exactly what a v-predicting model said (its z0 arithmetic is in eps form)."""
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler(num_train_timesteps=1000, prediction_type="v_prediction")
+    sched.set_timesteps(10)
+    ref = torch.zeros(2, 1, 16, 16)
+    gg = GradientGuidance(np.zeros(2), np.zeros(2), torch.zeros(2, 8), ref, encoder=None, to_images=backend.to_images,
+                          options=GGOptions(scale=0.0, fraction=1.0), steps=10)
+    z = torch.randn(2, 1, 16, 16)
+    v = torch.randn(2, 1, 16, 16)
+    out = gg.noise(0, sched.timesteps[3], z, lambda x: v, sched)
+    assert torch.allclose(out, v, atol=1e-4)

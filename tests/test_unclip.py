@@ -25,6 +25,29 @@ def tiny_unclip(embed_dim=16, cross_dim=24):
                          torch.zeros(1, 5, cross_dim))
 
 
+def save_tiny_unclip(directory):
+    """The tiny components saved as a Stable unCLIP model directory (with a tiny tokenizer and text encoder)."""
+    import json
+
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    backend = tiny_unclip()
+    for name in ("unet", "vae", "scheduler", "image_normalizer", "image_noising_scheduler"):
+        getattr(backend, name).save_pretrained(directory / name)
+    (directory / "tokenizer").mkdir()
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1} | {f"{c}</w>": 2 + i for i, c in enumerate("abcdefgh")}
+    (directory / "tokenizer" / "vocab.json").write_text(json.dumps(vocab))
+    (directory / "tokenizer" / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(str(directory / "tokenizer" / "vocab.json"), str(directory / "tokenizer" / "merges.txt"),
+                  model_max_length=77).save_pretrained(directory / "tokenizer")
+    torch.manual_seed(0)
+    CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab), hidden_size=24, intermediate_size=37, num_hidden_layers=1,
+                                 num_attention_heads=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
+                                 pad_token_id=1)).save_pretrained(directory / "text_encoder")
+    (directory / "model_index.json").write_text(json.dumps({"_class_name": "StableUnCLIPImg2ImgPipeline"}))
+    return directory
+
+
 def test_unclip_backend_cs_and_gg_end_to_end(tmp_path):
     from gess.encoders import get_encoder
     from gess.generation import GGOptions, SamplingOptions, reconstruct

@@ -239,12 +239,16 @@ def reconstruct(
     from gess.data import load_dataset
     from gess.options import build
 
+    import os
+
+    os.environ.setdefault("GESS_DEVICE", device)  # the process group's backend under a launcher (gloo on the CPU)
     options = (build(SamplingOptions, sampling, "--steps/--guidance-scale/..."), build(CSOptions, cs, "--cs-*"),
                build(GGOptions, gg, "--gg-*"))
     decoder = GESSDecoder.load(model, device=device)
     dataset = load_dataset(data, format)
     done = stages.reconstruct(decoder, dataset, out, method, generator, seed, *options, device=device, console=_console())
-    _console().print(f"[green]{done['generated']} generated, {done['skipped']} already there[/green] -> {out}")
+    others = f", {done['other_processes']} left to the other processes" if done.get("other_processes") else ""
+    _console().print(f"[green]{done['generated']} generated, {done['skipped']} already there{others}[/green] -> {out}")
 
 
 prepare_app = typer.Typer(no_args_is_help=True, help="Turn a public data release into gess's layout.")
@@ -298,6 +302,9 @@ def _interrupt(signum, frame):
 def _global_options(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: $GESS_THREADS, else "
                                           "the CPUs this process may use less the current load, at least 1)"),
+    processes: Optional[int] = typer.Option(None, "--processes", help="start N worker processes on this machine "
+                                            "(as `accelerate launch --num_processes N` would); each reconstructs its "
+                                            "share of the stimuli"),
 ):
     """GESS: reconstruct seen images from fMRI, and say which reconstructions to trust."""
     from gess.progress import set_threads
@@ -305,11 +312,30 @@ def _global_options(
     set_threads(threads)
 
 
+def _relaunch(argv: list[str]) -> None:
+    """``gess --processes N ...`` outside a launcher: start N workers of the same command and wait for them."""
+    import os
+
+    from gess.parallel import launch_processes
+
+    if "--processes" not in argv or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return
+    i = argv.index("--processes")
+    try:
+        n = int(argv[i + 1])
+    except (IndexError, ValueError):
+        raise GessInputError("--processes", None, "a number of processes", repr(argv[i + 1:i + 2])) from None
+    if n > 1:
+        sys.exit(launch_processes(n, argv[:i] + argv[i + 2:]))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input exits 2 with one line on stderr, other failures exit 1."""
     usage_errors = (click.ClickException, typer.exceptions.TyperException)  # typer >= 0.29 carries its own click
     signal.signal(signal.SIGTERM, _interrupt)  # a pre-empted job stops like Ctrl-C: checkpoints are written
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        _relaunch(argv)
         result = app(args=argv, standalone_mode=False, prog_name="gess")
         sys.exit(result if isinstance(result, int) else 0)
     except GessInputError as exc:

@@ -105,7 +105,7 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def claim_output_dir(path: str | Path, kind: str, is_ours) -> Path:
+def claim_output_dir(path: str | Path, kind: str, is_ours, clean: bool = True) -> Path:
     """Make ``path`` ready for gess to write a ``kind`` into, without ever touching what a user put there.
 
     An absent or empty directory is fine; so is one ``is_ours(path)`` recognises as a
@@ -117,11 +117,11 @@ def claim_output_dir(path: str | Path, kind: str, is_ours) -> Path:
     if path.exists() and not path.is_dir():
         raise GessInputError(path, None, f"a directory for the {kind}", "a file")
     if path.is_dir():
-        entries = [p for p in path.iterdir() if not _is_leftover(p) and p.name != ".gess.lock"]
+        entries = [p for p in path.iterdir() if not _is_leftover(p) and not p.name.startswith(".gess.lock")]
         if entries and not is_ours(path):
             raise GessInputError(path, None, f"an empty directory or one gess wrote a {kind} into (gess never deletes "
                                  "files it did not write)", f"{len(entries)} other entries, e.g. {entries[0].name}")
-        for stale in filter(_is_leftover, path.iterdir()):
+        for stale in filter(_is_leftover, path.iterdir()) if clean else ():
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     existing = path
     while not existing.exists():  # nothing is created here: a refused run leaves no trace
@@ -141,16 +141,17 @@ def _is_leftover(p: Path) -> bool:
 
 
 @contextmanager
-def exclusive_lock(directory: str | Path, wait: bool = False) -> Iterator[Path]:
+def exclusive_lock(directory: str | Path, wait: bool = False, name: str = ".gess.lock") -> Iterator[Path]:
     """Hold ``directory/.gess.lock`` (an OS lock: released when the holder dies, so never stale).
 
     A second writer is refused with bad input naming the lock (or waits, with ``wait``).
+    The processes of one launched group each hold their own (``name``).
     """
     import fcntl
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    lock = directory / ".gess.lock"
+    lock = directory / name
     with open(lock, "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

@@ -207,7 +207,11 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 
 def _read_manifest(out: Path) -> dict:
-    return {m["stimulus_id"]: m for m in read_json(out / MANIFEST)} if (out / MANIFEST).is_file() else {}
+    """Entries of ``manifest.json`` and of any per-process parts (a multi-process run not yet merged)."""
+    entries = {m["stimulus_id"]: m for m in read_json(out / MANIFEST)} if (out / MANIFEST).is_file() else {}
+    for part in sorted(out.glob("manifest.part*.json")):
+        entries.update({m["stimulus_id"]: m for m in read_json(part)})
+    return entries
 
 
 def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method: str = "cs", generator: str | Path | None = None,
@@ -235,60 +239,108 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
         raise GessInputError(None, "generator", f"a generator directory for method '{method}'", "none")
     if needs_generator:
         _check_generator_exists(generator)
-    claim_output_dir(out, "reconstruction", lambda d: (d / MANIFEST).is_file())
-    with exclusive_lock(out):
-        if method in BASELINE_METHODS:
-            backend = _open_generator(decoder, generator, device, backend_name) if needs_generator else None
-            images = _baseline_images(method, decoder, dataset, decoded, space, backend)
-            _write_all(out, ids, images, decoded.pi_c, method, seed)
-            return {"generated": len(ids), "skipped": 0}
+    from gess.parallel import current_shard
+
+    shard = current_shard()
+    claim_output_dir(out, "reconstruction", lambda d: (d / MANIFEST).is_file() or any(d.glob("manifest.part*.json")),
+                     clean=shard.is_main)
+    if shard.is_main and any(out.glob("manifest.part*.json")):
+        _merge_parts(out, ids)  # an interrupted multi-process run: its parts, before new ones are written
+    shard.wait()  # leftovers are gone and old parts merged before anyone writes
+    with exclusive_lock(out, name=".gess.lock" if shard.is_main else f".gess.lock.{shard.index}"):
+        if method in BASELINE_METHODS:  # cheap: the main process writes them all
+            if shard.is_main:
+                backend = _open_generator(decoder, generator, device, backend_name) if needs_generator else None
+                images = _baseline_images(method, decoder, dataset, decoded, space, backend)
+                _write_all(out, ids, images, decoded.pi_c, method, seed)
+            shard.wait()
+            return {"generated": len(ids) if shard.is_main else 0, "skipped": 0}
         return _generate(decoder, dataset, out, method, generator, seed, sampling, cs, gg, device, progress, console,
                          backend_name, decoded, ids, space)
 
 
 def _generate(decoder, dataset, out, method, generator, seed, sampling, cs, gg, device, progress, console, backend_name,
               decoded, ids, space) -> dict:
-    """The generator methods of :func:`reconstruct`, under its lock."""
+    """The generator methods of :func:`reconstruct`, for this process's share of the global batches."""
     from gess.generation.methods import CS_METHODS
+    from gess.parallel import current_shard
 
+    shard = current_shard()
     # the decoder's fingerprint is part of the settings: a refitted decoder invalidates its images
     settings = {"method": method, "generator": str(generator), "sampling": sampling.to_dict(),
                 "decoder": decoder.metadata_.get("fingerprint") or decoder.get_params(),
                 "cs": cs.to_dict() if method in CS_METHODS else None, "gg": gg.to_dict() if method == "gg" else None}
     by_id = _read_manifest(out)
     seeds = [seed + i for i in range(len(ids))]
-    todo = [i for i, sid in enumerate(ids)
-            if not (sid in by_id and (out / by_id[sid]["file"]).is_file() and by_id[sid].get("settings") == settings
-                    and by_id[sid].get("seed") == seeds[i])]
-    if not todo:
+
+    def finished(i: int) -> bool:
+        entry = by_id.get(ids[i])
+        return bool(entry and (out / entry["file"]).is_file() and entry.get("settings") == settings
+                    and entry.get("seed") == seeds[i])
+
+    n, size = len(ids), sampling.batch_size
+    batches = [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+    # a batch is made whole again when any of its images is missing: the same batches, the same bytes
+    todo = [b for b in shard.mine(batches) if not all(finished(i) for i in b)]
+    generated = 0
+    if todo:
+        backend = _open_generator(decoder, generator, device, backend_name)  # a finished share never loads it
+        chosen, tuning = cs, None
+        if cs.tune and method in CS_METHODS:
+            if not shard.is_main:
+                shard.wait()  # the main process tunes first; the others read its cached choice
+            chosen, tuning = tune_cs_on_training_folds(decoder, dataset.train, backend, method, sampling, cs, console)
+            if shard.is_main:
+                shard.wait()
+            sampling = _with_floor(sampling, tuning["min_structure_weight"]) if method == "cs" else sampling
+        record = ({"tuned": tuning} if tuning else {}) | {"versions": software_versions()}
+        order = [i for b in todo for i in b]
+        written = {}
+
+        def write_batch(local_idx, images):
+            nonlocal generated
+            for j, img in zip(local_idx, images):
+                i = order[j]
+                if finished(i):
+                    continue  # already on disk from an earlier run: never written twice
+                name = f"{ids[i]}.png"
+                _write_png(out / name, img)
+                entry = {"stimulus_id": str(ids[i]), "file": name, "pi_c": float(decoded.pi_c[i]), "method": method,
+                         "seed": seeds[i], "steps": sampling.steps, "settings": settings, **record}
+                by_id[ids[i]] = written[ids[i]] = entry
+                generated += 1
+            _write_progress(out, shard, ids, by_id, written)
+
+        from gess.generation import reconstruct as generate
+
+        idx = np.array(order)
+        encoder = get_encoder(decoder.encoder_, device=device) if method == "gg" else None
+        generate(backend, decoded.c_prime[idx], decoded.c[idx], decoded.s[idx], decoded.pi_c[idx], method, sampling,
+                 seeds=[seeds[i] for i in order], cs_options=chosen, gg_options=gg, encoder=encoder,
+                 structure_kind=space.get("kind", "pixels"), on_batch=write_batch, progress=progress and shard.is_main)
+    elif cs.tune and method in CS_METHODS and shard.count > 1:
+        shard.wait()  # keep step with the processes that tune
+    shard.wait()
+    if shard.is_main:
+        _merge_parts(out, ids)
+    shard.wait()
+    share = sum(len(b) for b in shard.mine(batches))
+    return {"generated": generated, "skipped": share - generated, "other_processes": n - share}
+
+
+def _merge_parts(out: Path, ids) -> None:
+    """Fold every process's manifest part into manifest.json, then remove the parts."""
+    _write_manifest(out, ids, _read_manifest(out))
+    for part in out.glob("manifest.part*.json"):
+        part.unlink()
+
+
+def _write_progress(out: Path, shard, ids, by_id: dict, written: dict) -> None:
+    """One process: the manifest itself. Several: each its own part, merged by the main process at the end."""
+    if shard.count == 1:
         _write_manifest(out, ids, by_id)
-        return {"generated": 0, "skipped": len(ids)}
-    backend = _open_generator(decoder, generator, device, backend_name)  # a finished directory never loads the generator
-    chosen, tuning = cs, None
-    if cs.tune and method in CS_METHODS:
-        chosen, tuning = tune_cs_on_training_folds(decoder, dataset.train, backend, method, sampling, cs, console)
-        sampling = _with_floor(sampling, tuning["min_structure_weight"]) if method == "cs" else sampling
-    record = {"tuned": tuning} if tuning else {}
-    record["versions"] = software_versions()
-
-    def write_batch(local_idx, images):
-        for j, img in zip(local_idx, images):
-            i = todo[j]
-            name = f"{ids[i]}.png"
-            _write_png(out / name, img)
-            by_id[ids[i]] = {"stimulus_id": str(ids[i]), "file": name, "pi_c": float(decoded.pi_c[i]), "method": method,
-                             "seed": seeds[i], "steps": sampling.steps, "settings": settings, **record}
-        _write_manifest(out, ids, by_id)
-
-    from gess.generation import reconstruct as generate
-
-    idx = np.array(todo)
-    encoder = get_encoder(decoder.encoder_, device=device) if method == "gg" else None
-    generate(backend, decoded.c_prime[idx], decoded.c[idx], decoded.s[idx], decoded.pi_c[idx], method, sampling,
-             seeds=[seeds[i] for i in todo], cs_options=chosen, gg_options=gg, encoder=encoder,
-             structure_kind=space.get("kind", "pixels"), on_batch=write_batch, progress=progress)
-    _write_manifest(out, ids, by_id)
-    return {"generated": len(todo), "skipped": len(ids) - len(todo)}
+    else:
+        write_json(out / f"manifest.part{shard.index}.json", list(written.values()))
 
 
 def software_versions() -> dict:

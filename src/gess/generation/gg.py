@@ -113,14 +113,18 @@ class GradientGuidance:
             with torch.no_grad():
                 return noise_fn(z)
         self._semantic_now = i % max(1, self.options.semantic_every) == 0
+        v_model = getattr(scheduler.config, "prediction_type", "epsilon") == "v_prediction"
         with torch.enable_grad():
             z_in = z.detach().requires_grad_(True)
             if self.options.backprop_denoiser:
-                eps = noise_fn(z_in)
+                out = noise_fn(z_in)
             else:
                 with torch.no_grad():
-                    eps = noise_fn(z)
+                    out = noise_fn(z)
+            # a v-predicting model (v = sqrt(abar) eps - sqrt(1 - abar) x0) is read as its implied eps
+            eps = abar.sqrt() * out + (1 - abar).sqrt() * z_in if v_model else out
             z0 = (z_in - (1 - abar).sqrt() * eps) / abar.sqrt()
             move = self.step(z0, z_in, abar)
         z0_new = z0.detach() - move
-        return (z - abar.sqrt() * z0_new) / (1 - abar).sqrt()
+        eps_new = (z - abar.sqrt() * z0_new) / (1 - abar).sqrt()
+        return abar.sqrt() * eps_new - (1 - abar).sqrt() * z0_new if v_model else eps_new

@@ -36,10 +36,16 @@ class UnCLIPBackend:
     name = "unclip"
 
     def __init__(self, unet, vae, scheduler, image_normalizer, image_noising_scheduler, prompt_embeds: torch.Tensor,
-                 noise_level: int = 0, device: str = "cpu", dtype: torch.dtype | None = None, source: str = ""):
+                 noise_level: int = 0, device: str = "cpu", dtype: torch.dtype | None = None, source: str = "",
+                 compile: bool = False, vae_slice: int = 4):
         self.device = torch.device(device)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.vae_slice = vae_slice  # images the VAE decodes at once: a large batch never runs out of memory there
         self.unet = unet.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.unet = self.unet.to(memory_format=torch.channels_last)
+        if compile:
+            self.unet = torch.compile(self.unet)
         self.vae = vae.to(self.device).eval()
         for m in (self.unet, self.vae):
             for p in m.parameters():
@@ -118,9 +124,12 @@ class UnCLIPBackend:
             return self.unet(z, t, encoder_hidden_states=ctx, class_labels=cond).sample.float()
 
     def to_images(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents -> (N, 3, H, W) in [0, 1], ``vae_slice`` images at a time; differentiable."""
+        parts = []
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            x = self.vae.decode(z / self.scaling_factor).sample.float()
-        return (x + 1) / 2
+            for start in range(0, len(z), self.vae_slice):
+                parts.append(self.vae.decode(z[start:start + self.vae_slice] / self.scaling_factor).sample.float())
+        return (torch.cat(parts) + 1) / 2
 
     def from_images(self, images: torch.Tensor) -> torch.Tensor:
         from gess.encoders.base import resize_tensor

@@ -1,0 +1,72 @@
+"""Several processes, one result: the share of work of this process under `accelerate launch`.
+
+gess runs unchanged under ``accelerate launch`` (any number of processes, one or several
+machines) or with ``gess --processes N`` on one machine. Work is cut into *global*
+batches over every stimulus, in order; process ``i`` of ``n`` takes batches ``i, i+n, ...``.
+The batches are the same whatever ``n`` is, so the images do not depend on how the work
+was split (byte-identical PNGs for 1 or 2 processes on the same device type), and a
+resumed run re-forms the same batches.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place among the launched ones."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+    def mine(self, items: list) -> list:
+        """Every ``count``-th item, starting at ``index``."""
+        return items[self.index::self.count]
+
+    def wait(self) -> None:
+        """All processes meet here (a no-op for one process)."""
+        if self.count > 1:
+            _state().wait_for_everyone()
+
+
+@lru_cache(maxsize=1)
+def _state():
+    from accelerate import PartialState
+
+    return PartialState(cpu=os.environ.get("GESS_DEVICE", "cpu") == "cpu")
+
+
+def current_shard() -> Shard:
+    """The launcher's rank and world size (accelerate, torchrun); one process when not launched."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Shard()
+    state = _state()
+    return Shard(state.process_index, state.num_processes)
+
+
+def launch_processes(n: int, argv: list[str]) -> int:
+    """``gess --processes N ...``: start N workers of the same command on this machine (gloo), wait for all.
+
+    Returns the worst exit status. Each worker is an ordinary process of the launched
+    group (RANK, WORLD_SIZE, MASTER_ADDR/PORT), as ``accelerate launch`` would start it.
+    """
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(n):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(n),
+               "LOCAL_WORLD_SIZE": str(n), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "gess.cli", *argv], env=env))
+    codes = [p.wait() for p in procs]
+    return max(codes, key=abs)

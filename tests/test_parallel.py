@@ -1,0 +1,104 @@
+"""Several processes, one result: sharded reconstruction (gloo on the CPU), byte-identical to one process, resumable."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import write_mat
+
+pytestmark = pytest.mark.slow
+
+
+def gess(*args, check=True, **kw):
+    env = {**os.environ, "GESS_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "gess.cli", *map(str, args)], capture_output=True, text=True, env=env, **kw)
+    if check:
+        assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+def digests(directory):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.glob("*.png"))}
+
+
+@pytest.fixture(params=["pixel", "unclip"])
+def setup(request, tmp_path):
+    data = tmp_path / "x.mat"
+    if request.param == "pixel":
+        write_mat(data, n_train=12, n_test=7, side=8)
+        gess("fit", "--data", data, "--out", tmp_path / "m")
+        gess("prior", "train", "--images", data, "--out", tmp_path / "g", "--steps", "3", "--image-size", "8",
+             "--block-out-channels", "[8, 16]", "--batch-size", "4")
+    else:
+        from test_encoders import tiny_clip
+        from test_unclip import save_tiny_unclip
+
+        write_mat(data, n_train=12, n_test=7, side=16, channels=3)
+        gess("fit", "--data", data, "--out", tmp_path / "m", "--encoder", tiny_clip(tmp_path), "--n-neighbors", "3")
+        save_tiny_unclip(tmp_path / "g")
+    return tmp_path, data
+
+
+def reconstruct_args(tmp_path, data, out, steps=3):
+    return ["reconstruct", "--model", tmp_path / "m", "--data", data, "--generator", tmp_path / "g", "--steps", str(steps),
+            "--batch-size", "2", "--method", "cs", "--out", out]
+
+
+def test_two_processes_write_the_same_bytes_as_one(setup):
+    tmp_path, data = setup
+    gess(*reconstruct_args(tmp_path, data, tmp_path / "one"))
+    gess("--processes", "2", *reconstruct_args(tmp_path, data, tmp_path / "two"))
+    assert digests(tmp_path / "one") == digests(tmp_path / "two") and len(digests(tmp_path / "one")) == 7
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert [m["stimulus_id"] for m in manifest] == [f"test-{i:04d}" for i in range(7)]
+    assert not list((tmp_path / "two").glob("manifest.part*"))
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
+                    reason="torchrun (the launcher `accelerate launch --multi_gpu` uses) is not installed")
+def test_under_a_torchrun_launch(tmp_path):
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=12, n_test=5, side=8)
+    gess("fit", "--data", data, "--out", tmp_path / "m")
+    gess("prior", "train", "--images", data, "--out", tmp_path / "g", "--steps", "3", "--image-size", "8",
+         "--block-out-channels", "[8, 16]", "--batch-size", "4")
+    gess(*reconstruct_args(tmp_path, data, tmp_path / "one"))
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    out = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "gess.cli",
+                          *map(str, reconstruct_args(tmp_path, data, tmp_path / "launched"))],
+                         capture_output=True, text=True, env={**os.environ, "GESS_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert digests(tmp_path / "one") == digests(tmp_path / "launched")
+
+
+def test_killed_group_resumes_with_another_process_count(tmp_path):
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=12, n_test=12, side=8)
+    gess("fit", "--data", data, "--out", tmp_path / "m")
+    gess("prior", "train", "--images", data, "--out", tmp_path / "g", "--steps", "3", "--image-size", "8",
+         "--block-out-channels", "[8, 16]", "--batch-size", "4")
+    args = reconstruct_args(tmp_path, data, tmp_path / "killed", steps=60)
+    gess(*reconstruct_args(tmp_path, data, tmp_path / "straight", steps=60))
+    group = subprocess.Popen([sys.executable, "-m", "gess.cli", "--processes", "2", *map(str, args)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                             env={**os.environ, "GESS_THREADS": "1"})
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list((tmp_path / "killed").glob("*.png"))) < 3:
+        time.sleep(0.05)
+    os.killpg(group.pid, signal.SIGKILL)
+    group.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "killed").glob("*.png")}
+    assert 0 < len(before) < 12, "the kill landed before or after the work; nothing was tested"
+    gess("--processes", "3", *args)
+    assert digests(tmp_path / "killed") == digests(tmp_path / "straight")
+    assert all((tmp_path / "killed" / name).stat().st_mtime_ns == stamp for name, stamp in before.items())
+    assert len(json.loads((tmp_path / "killed" / "manifest.json").read_text())) == 12
+    assert not [p for p in (tmp_path / "killed").iterdir() if p.name.endswith(".tmp") or p.name.startswith("manifest.part")]
