@@ -123,7 +123,7 @@ def _warm_up(impl: str) -> None:
         set_backend("torch")
 
 
-def decoder_worker(n: int, p: int, t_sem: int, t_struct: int, threads: int) -> dict:
+def decoder_worker(n: int, p: int, t_sem: int, t_struct: int, threads: int, device: str = "cpu") -> dict:
     import torch
 
     from gess.decoding import GESSDecoder
@@ -137,9 +137,9 @@ def decoder_worker(n: int, p: int, t_sem: int, t_struct: int, threads: int) -> d
     for start in range(0, t_struct, 1024):
         cols = np.arange(start, min(start + 1024, t_struct))
         S[:, cols] = X[:, cols % p] * 0.5 + rng.standard_normal((n, len(cols)), dtype=np.float32)
-    GESSDecoder(n_neighbors=2).fit(X[:40, :50], C[:40], S[:40, :8].reshape(40, 8, 1, 1))  # warm-up
+    GESSDecoder(n_neighbors=2, device=device).fit(X[:40, :50], C[:40], S[:40, :8].reshape(40, 8, 1, 1))  # warm-up
     start = time.perf_counter()
-    model = GESSDecoder(alphas=GRID).fit(X, C, S.reshape(n, t_struct, 1, 1))
+    model = GESSDecoder(alphas=GRID, device=device).fit(X, C, S.reshape(n, t_struct, 1, 1))
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "stages": model.fit_seconds_,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
@@ -162,13 +162,14 @@ def main():
     ap.add_argument("--latent", action="store_true", help="the decoder fit with 36,864 latent targets instead of 12,288")
     ap.add_argument("--worker", nargs=5, metavar=("IMPL", "N", "P", "T", "THREADS"), help=argparse.SUPPRESS)
     ap.add_argument("--decoder-worker", nargs=5, type=int, metavar=("N", "P", "TS", "TT", "THREADS"), help=argparse.SUPPRESS)
+    ap.add_argument("--device", default="cpu", help="where GESSDecoder.fit runs (cpu, cuda)")
     args = ap.parse_args()
     if args.worker:
         impl, n, p, t, threads = args.worker
         print(json.dumps(worker(impl, int(n), int(p), int(t), int(threads))))
         return
     if args.decoder_worker:
-        print(json.dumps(decoder_worker(*args.decoder_worker)))
+        print(json.dumps(decoder_worker(*args.decoder_worker, device=args.device)))
         return
 
     n, p, t, _ = SIZES[args.size]
@@ -196,12 +197,12 @@ def main():
         print(f"{impl:26s} {res['seconds']:9.2f} {res['seconds'] / floor:8.2f} {res['peak_rss_gib']:8.2f}G {err:11.2e}")
     if args.decoder:
         t_struct = 36864 if args.latent else 12288
-        res = run_child(["--decoder-worker", str(n), str(p), "768", str(t_struct), str(args.threads)])
+        res = run_child(["--decoder-worker", str(n), str(p), "768", str(t_struct), str(args.threads), "--device", args.device])
         if "error" in res:
             print(f"GESSDecoder.fit failed: {res['error']}")
         else:
             stages = ", ".join(f"{k} {v:.1f} s" for k, v in res["stages"].items())
-            print(f"GESSDecoder.fit ({n} x {p}; 768 semantic + {t_struct} structural targets; 10-alpha grid per target; "
+            print(f"GESSDecoder.fit on {args.device} ({n} x {p}; 768 semantic + {t_struct} structural targets; 10-alpha grid per target; "
                   f"cross-fitted gate): {res['seconds']:.1f} s, peak RSS {res['peak_rss_gib']:.2f} GiB ({stages})")
 
 
