@@ -102,3 +102,20 @@ def test_killed_group_resumes_with_another_process_count(tmp_path):
     assert all((tmp_path / "killed" / name).stat().st_mtime_ns == stamp for name, stamp in before.items())
     assert len(json.loads((tmp_path / "killed" / "manifest.json").read_text())) == 12
     assert not [p for p in (tmp_path / "killed").iterdir() if p.name.endswith(".tmp") or p.name.startswith("manifest.part")]
+
+
+def test_gess_run_under_two_processes_matches_one(tmp_path):
+    import yaml
+
+    from test_run import tiny_config
+
+    cfg = tiny_config(methods=["structure", "cs"])
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "GESS_CACHE": str(tmp_path / "cache"), "GESS_THREADS": "1"}
+    for name, extra in (("one", []), ("two", ["--processes", "2"])):
+        out = subprocess.run([sys.executable, "-m", "gess.cli", *extra, "run", str(tmp_path / "c.yaml"), "--out",
+                              str(tmp_path / name)], capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+    for method in ("structure", "cs"):
+        assert digests(tmp_path / "one" / "recon" / method) == digests(tmp_path / "two" / "recon" / method)
+    assert (tmp_path / "two" / "report.html").is_file()

@@ -70,3 +70,14 @@ def launch_processes(n: int, argv: list[str]) -> int:
         procs.append(subprocess.Popen([sys.executable, "-m", "gess.cli", *argv], env=env))
     codes = [p.wait() for p in procs]
     return max(codes, key=abs)
+
+
+def main_first(shard: Shard, work):
+    """The main process does ``work`` first (writing caches and outputs); the others then do it too, finding
+    everything up to date, so all hold the same result and no two processes write the same file."""
+    if shard.is_main:
+        result = work()
+        shard.wait()
+        return result
+    shard.wait()
+    return work()

@@ -34,19 +34,26 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
     from gess.encoders import get_encoder
     from gess.generation.methods import GENERATOR_METHODS
 
+    from gess.parallel import current_shard, main_first
+
+    import os
+
     cfg = cfg if isinstance(cfg, RunConfig) else load_run_config(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    os.environ.setdefault("GESS_DEVICE", cfg.device)
+    shard = current_shard()  # under a launcher: the main process fits and trains, every process reconstructs its share
+    console = console if shard.is_main else None
     timer = stages.StageTimer(console)
     encoder = get_encoder(cfg.encoder, device=cfg.device)
     experiment = None
     if cfg.dataset.simulated is not None:
         pool, model = cfg.simulation()
-        experiment = timer("data", lambda: simulate_experiment(
+        experiment = timer("data", lambda: main_first(shard, lambda: simulate_experiment(
             pool, model, lambda images: stages.encode_images(encoder, images), cfg.split.clusters,
             cfg.split.method if cfg.split.kind == "generalized" else "random",
-            cfg.split.inside_test, cfg.split.outside_test, cfg.split.seed))
+            cfg.split.inside_test, cfg.split.outside_test, cfg.split.seed)))
         dataset = experiment.dataset
         stages._log(console, f"simulated experiment: {len(dataset.train.stimulus_ids)} training images, "
                              f"{len(dataset.test.stimulus_ids)} test images")
@@ -56,8 +63,8 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
 
     decoder_options = {"device": cfg.device, **cfg.decoder}
     augment = experiment.augment_images() if experiment else None
-    decoder = timer("fit decoders", lambda: stages.fit_decoders(dataset, out / "model", encoder, decoder_options,
-                                                                cfg.structure, augment, console))
+    decoder = timer("fit decoders", lambda: main_first(shard, lambda: stages.fit_decoders(
+        dataset, out / "model", encoder, decoder_options, cfg.structure, augment, console)))
     decoded, test_ids = stages.decode(decoder, dataset)
 
     generator = None
@@ -70,8 +77,8 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
         else:
             # the generator knows the world (all images but the test stimuli), the decoder only the training side
             images = experiment.generator_images() if experiment else dataset.train.images
-            generator = timer("train prior", lambda: stages.cached_prior(images, encoder, cfg.generator.training, console,
-                                                                         progress=console is not None))
+            generator = timer("train prior", lambda: main_first(shard, lambda: stages.cached_prior(
+                images, encoder, cfg.generator.training, console, progress=console is not None)))
 
     results, recon_dirs, unavailable = {}, {}, {}
     for seed in cfg.seeds:
@@ -82,12 +89,16 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
             timer("reconstruct", lambda: stages.reconstruct(decoder, dataset, target, method, generator, seed, cfg.sampling,
                                                             cfg.cs, cfg.gg, cfg.device, console is not None, console,
                                                             cfg.generator.backend))
+            if not shard.is_main:
+                continue  # scores and the report are the main process's
             res = timer("evaluate", lambda: stages.evaluate(target, dataset, cfg.protocol, out=target / "metrics.json",
                                                            encoder=encoder, seed=seed))
             results[name] = res
             unavailable.update(res["unavailable"])
             stages._log(console, f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in res["metrics"].items()))
 
+    if not shard.is_main:
+        return {}
     summary = {"protocol": cfg.protocol, "methods": {k: r["metrics"] for k, r in results.items()},
                "unavailable": unavailable, "pi_c": dict(zip(map(str, test_ids), map(float, decoded.pi_c))),
                "seconds": time.time() - t0, "stage_seconds": timer.seconds}
