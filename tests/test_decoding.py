@@ -36,6 +36,17 @@ def test_ridge_cross_validation_picks_a_sensible_alpha_per_target():
 
 
 @pytest.mark.parametrize("n,p", [(30, 50), (60, 20)])  # kernel form and primal form
+def test_single_alpha_cholesky_matches_the_eigendecomposition(n, p):
+    from gess.decoding.ridge import RidgeDecomposition
+
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(n, p)), rng.normal(size=(n, 4))
+    fast = Ridge(alpha=7.0).fit(X, Y)
+    eig = Ridge(alpha=7.0).fit(X, Y, RidgeDecomposition(X))
+    np.testing.assert_allclose(fast.coef_, eig.coef_, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n,p", [(30, 50), (60, 20)])  # kernel form and primal form
 def test_ridge_float32_matches_a_float64_reference_with_per_target_alphas(n, p):
     rng = np.random.default_rng(1)
     X, Y = rng.normal(size=(n, p)) * 2 + 1, rng.normal(size=(n, 7))
@@ -61,20 +72,24 @@ def test_ridge_float32_matches_a_float64_reference_with_per_target_alphas(n, p):
         assert grid[int(np.argmin(scores))] == a
 
 
-def test_cross_fitted_predictions_equal_refits_without_each_fold():
+@pytest.mark.parametrize("voxels", [40, 10])            # kernel and primal forms
+@pytest.mark.parametrize("alphas", [None, [5.0, 50.0]])  # one Cholesky, or the eigendecomposition with per-target alphas
+def test_cross_fitted_predictions_equal_refits_without_each_fold(voxels, alphas):
     from gess.decoding.ridge import cv_folds
 
     rng = np.random.default_rng(2)
-    X, Y = rng.normal(size=(24, 40)), rng.normal(size=(24, 3))
+    X, Y = rng.normal(size=(24, voxels)), rng.normal(size=(24, 3))
     groups = np.repeat(np.arange(8), 3)  # 8 stimuli shown 3 times: repeats never split
     folds = cv_folds(24, 4, groups)
     assert all(len(set(groups[f])) * 3 == len(f) for f in folds)
-    ridge = Ridge(alpha=5.0, dtype="float64").fit(X, Y)
+    ridge = Ridge(alpha=5.0, alphas=alphas, dtype="float64").fit(X, Y)
     cross = ridge.cross_fitted(folds)
     for held in folds:
         keep = np.setdiff1d(np.arange(24), held)
-        refit = Ridge(alpha=5.0, dtype="float64").fit(X[keep], Y[keep])
-        np.testing.assert_allclose(cross[held], refit.predict(X[held]), rtol=1e-5, atol=1e-5)
+        for t in range(3):
+            a = float(np.atleast_1d(ridge.alpha_)[t] if alphas else 5.0)
+            refit = Ridge(alpha=a, dtype="float64").fit(X[keep], Y[keep][:, t])
+            np.testing.assert_allclose(cross[held, t], refit.predict(X[held])[:, 0], rtol=1e-5, atol=1e-5)
 
 
 def test_momentum_alignment_gives_target_statistics():

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from gess import __version__
 from gess.data.dataset import validate_fmri, voxel_statistics
 from gess.decoding.gating import DEFAULT_GATE, GateInputs, GateName, make_gate
-from gess.decoding.ridge import Ridge, RidgeDecomposition, cv_folds
+from gess.decoding.ridge import Ridge, RidgeFactorization, cv_folds, factorize
 from gess.decoding.semantic import SemanticDecoder
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
 from gess.encoders.base import EncoderSpec
@@ -128,11 +128,14 @@ class GESSDecoder(BaseEstimator):
         timings = {}
         clock = time.perf_counter()
         z = self._standardize(fmri)
-        decomposition = RidgeDecomposition(z, self.device)
+        # one factorisation of the voxels for both decoders: a Cholesky per alpha, or one eigendecomposition for a grid
+        semantic_alphas = self.alphas if self.alphas is not None else [self.alpha_semantic]
+        structural_alphas = self.alphas if self.alphas is not None else [self.alpha_structural]
+        shared = factorize(z, semantic_alphas, self.device)
         timings["decomposition"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        semantic_ridge = Ridge(self.alpha_semantic, self.alphas, self.device).fit(z, embeddings, decomposition)
+        semantic_ridge = Ridge(self.alpha_semantic, self.alphas, self.device).fit(z, embeddings, shared)
         timings["semantic"] = time.perf_counter() - clock
         clock = time.perf_counter()
         cross = semantic_ridge.cross_fitted(cv_folds(len(z), self.cv_folds, groups))
@@ -141,11 +144,13 @@ class GESSDecoder(BaseEstimator):
                                          self.reprojection, self.regularization, self.w_c, self.device)
         self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross, ridge=semantic_ridge.release())
         clock = time.perf_counter()
-        structural_ridge = Ridge(self.alpha_structural, self.alphas, self.device).fit(z, structure, decomposition)
+        if isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas:
+            shared = factorize(z, structural_alphas, self.device)
+        structural_ridge = Ridge(self.alpha_structural, self.alphas, self.device).fit(z, structure, shared)
         self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas, self.device)
         self.structural_.fit(z, structure, ridge=structural_ridge.release())
         timings["structural"] = time.perf_counter() - clock
-        del decomposition
+        del shared
         clock = time.perf_counter()
         self.gate_ = make_gate(self.gate, **(self.gate_options or {}))
         self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))

@@ -143,17 +143,94 @@ class RidgeDecomposition:
         return out + targets.y_mean
 
 
+class RidgeFactorization:
+    """One alpha, one Cholesky factorisation: what a single-alpha fit needs (a third of an eigendecomposition's cost).
+
+    Kernel form (n <= p): ``L L^T = Kc + a I``; dual coefficients ``D = (Kc + a I)^-1 Yc``,
+    weights ``X^T D``, fitted values ``Yc - a D``. Primal form: ``L L^T = Xc^T Xc + a I``.
+    Cross-fitted predictions use the same leave-group-out identity as :class:`RidgeDecomposition`.
+    """
+
+    def __init__(self, X, alpha: float, device: str = "cpu", dtype: str = "float32"):
+        self.device, self.dtype, self.alpha = torch.device(device), _dtype(dtype), float(alpha)
+        X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
+        self.X = X.to(self.device, self.dtype)
+        n, p = self.X.shape
+        self.n = n
+        self.x_mean = self.X.mean(0)
+        self.form = "kernel" if n <= p else "primal"
+        if self.form == "kernel":
+            K = self.X @ self.X.T
+            m = self.X @ self.x_mean
+            K = K - m[:, None] - m[None, :] + self.x_mean @ self.x_mean
+        else:
+            K = self.X.T @ self.X - n * torch.outer(self.x_mean, self.x_mean)
+        K.diagonal().add_(self.alpha)
+        self.L = torch.linalg.cholesky((K + K.T) / 2)
+
+    def project(self, Y) -> "ProjectedTargets":
+        Y = torch.as_tensor(np.asarray(Y).reshape(self.n, -1), device=self.device).to(self.dtype)
+        y_mean = Y.mean(0)
+        Yc = Y - y_mean
+        return ProjectedTargets(Yc, y_mean, None, None)
+
+    def _dual(self, targets: "ProjectedTargets") -> torch.Tensor:
+        if getattr(targets, "dual", None) is None:
+            if self.form == "kernel":
+                targets.dual = torch.cholesky_solve(targets.Yc, self.L)
+            else:
+                targets.dual = torch.cholesky_solve(self.X.T @ targets.Yc, self.L)  # the weights themselves
+        return targets.dual
+
+    def solve(self, targets: "ProjectedTargets", alpha_per_target=None) -> tuple[torch.Tensor, torch.Tensor]:
+        dual = self._dual(targets)
+        coef = self.X.T @ dual if self.form == "kernel" else dual  # 1^T dual = 0: Xc^T dual = X^T dual
+        return coef, targets.y_mean - self.x_mean @ coef
+
+    def fitted(self, targets: "ProjectedTargets", alpha_per_target=None) -> torch.Tensor:
+        dual = self._dual(targets)
+        if self.form == "kernel":
+            return targets.Yc - self.alpha * dual
+        return self.X @ dual - self.x_mean @ dual
+
+    def cross_fitted(self, targets: "ProjectedTargets", alpha_per_target, folds: list[np.ndarray]) -> torch.Tensor:
+        fitted = self.fitted(targets)
+        out = torch.empty_like(targets.Yc)
+        for held in folds:
+            idx = torch.as_tensor(held, device=self.device)
+            eye = torch.eye(len(idx), device=self.device, dtype=self.dtype)
+            if self.form == "kernel":  # H = 1/n + I - a (Kc + a I)^-1
+                unit = torch.zeros(self.n, len(idx), device=self.device, dtype=self.dtype)
+                unit[idx, torch.arange(len(idx), device=self.device)] = 1.0
+                inverse_cols = torch.cholesky_solve(unit, self.L)[idx]
+                H = eye - self.alpha * inverse_cols + 1.0 / self.n
+            else:  # H = 1/n + Xc_g (Xc^T Xc + a I)^-1 Xc_g^T
+                Xg = self.X[idx] - self.x_mean
+                H = Xg @ torch.cholesky_solve(Xg.T, self.L) + 1.0 / self.n
+            out[idx] = targets.Yc[idx] - torch.linalg.solve(eye - H, targets.Yc[idx] - fitted[idx])
+        return out + targets.y_mean
+
+
 class ProjectedTargets:
     """Centred targets, their means, their projection on U and their squared norms."""
 
     def __init__(self, Yc, y_mean, UtY, norm2):
         self.Yc, self.y_mean, self.UtY, self.norm2 = Yc, y_mean, UtY, norm2
+        self.dual = None
 
 
 def _groups(alpha_per_target: torch.Tensor):
     values = alpha_per_target.detach().cpu().numpy()
     for a in np.unique(values):
         yield float(a), np.flatnonzero(values == a)
+
+
+def factorize(X, alphas, device: str = "cpu", dtype: str = "float32"):
+    """The cheapest exact factorisation for ``alphas``: one Cholesky for a single alpha, an eigendecomposition for a grid."""
+    grid = np.atleast_1d(np.asarray(alphas, np.float64))
+    if len(np.unique(grid)) == 1:
+        return RidgeFactorization(X, float(grid[0]), device, dtype)
+    return RidgeDecomposition(X, device, dtype)
 
 
 def cv_folds(n: int, folds: int, groups=None) -> list[np.ndarray]:
@@ -205,9 +282,9 @@ class Ridge:
         ridge.coef_, ridge.intercept_, ridge.alpha_ = coef, intercept, alpha
         return ridge
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, decomposition: RidgeDecomposition | None = None) -> "Ridge":
-        """Fit on (n, p) X and (n, ...) Y; pass a ``decomposition`` of X to share it between ridges."""
-        dec = decomposition or RidgeDecomposition(X, self.device, self.dtype)
+    def fit(self, X: np.ndarray, Y: np.ndarray, decomposition=None) -> "Ridge":
+        """Fit on (n, p) X and (n, ...) Y; pass a ``decomposition`` of X (see :func:`factorize`) to share it."""
+        dec = decomposition or factorize(X, self.alpha if self.alphas is None else self.alphas, self.device, self.dtype)
         self.targets_ = dec.project(Y)
         self.alpha_per_target_ = self._choose(dec, self.targets_)
         coef, intercept = dec.solve(self.targets_, self.alpha_per_target_)
@@ -218,11 +295,13 @@ class Ridge:
         self.decomposition_ = dec
         return self
 
-    def _choose(self, dec: RidgeDecomposition, targets: ProjectedTargets) -> torch.Tensor:
-        t = targets.UtY.shape[1]
+    def _choose(self, dec, targets: ProjectedTargets) -> torch.Tensor:
+        t = targets.Yc.shape[1]
         if self.alphas is None or len(self.alphas) == 1:
             a = float(self.alpha if self.alphas is None else self.alphas[0])
             return torch.full((t,), a, device=dec.device, dtype=dec.dtype)
+        if not isinstance(dec, RidgeDecomposition):
+            raise ValueError("an alpha grid needs an eigendecomposition (gess.decoding.ridge.factorize(X, alphas))")
         grid = torch.as_tensor(np.asarray(self.alphas, np.float64), device=dec.device, dtype=dec.dtype)
         scores = dec.loo(targets, grid)
         self.cv_scores_ = scores.cpu().numpy()
