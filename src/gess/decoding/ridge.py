@@ -30,6 +30,22 @@ def _dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "float64": torch.float64}[name]
 
 
+def _centred_gram(X, device: str, dtype: str):
+    """(X as a tensor, its column means, the form, the smaller Gram matrix of the centred X) without copying X."""
+    X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X).to(torch.device(device), _dtype(dtype))
+    n, p = X.shape
+    x_mean = X.mean(0)
+    if n <= p:
+        gram = X @ X.T
+        m = X @ x_mean  # (X - 1m^T)(X - 1m^T)^T = XX^T - m1^T - 1m^T + |mean|^2
+        gram = gram - m[:, None] - m[None, :] + x_mean @ x_mean
+        form = "kernel"
+    else:
+        gram = X.T @ X - n * torch.outer(x_mean, x_mean)
+        form = "primal"
+    return X, x_mean, form, (gram + gram.T) / 2
+
+
 class RidgeDecomposition:
     """The eigendecomposition of one training matrix, shared by every ridge fitted on it.
 
@@ -48,23 +64,13 @@ class RidgeDecomposition:
     """
 
     def __init__(self, X, device: str = "cpu", dtype: str = "float32"):
-        self.device, self.dtype = torch.device(device), _dtype(dtype)
-        X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
-        self.X = X.to(self.device, self.dtype)
-        n, p = self.X.shape
-        self.n = n
-        self.x_mean = self.X.mean(0)
-        if n <= p:
-            self.form = "kernel"
-            K = self.X @ self.X.T
-            m = self.X @ self.x_mean  # centring K = (X - 1m^T)(X - 1m^T)^T without copying X
-            K = K - m[:, None] - m[None, :] + self.x_mean @ self.x_mean
-            lam, U = torch.linalg.eigh((K + K.T) / 2)
+        self.X, self.x_mean, self.form, gram = _centred_gram(X, device, dtype)
+        self.device, self.dtype, self.n = self.X.device, self.X.dtype, len(self.X)
+        if self.form == "kernel":
+            lam, U = torch.linalg.eigh(gram)
             self.V = None
         else:
-            self.form = "primal"
-            C = self.X.T @ self.X - n * torch.outer(self.x_mean, self.x_mean)
-            lam, V = torch.linalg.eigh((C + C.T) / 2)
+            lam, V = torch.linalg.eigh(gram)
         keep = lam > lam.max().clamp_min(1e-30) * (1e-6 if self.dtype == torch.float32 else 1e-12)
         self.lam = lam[keep]
         if self.form == "kernel":
@@ -152,21 +158,10 @@ class RidgeFactorization:
     """
 
     def __init__(self, X, alpha: float, device: str = "cpu", dtype: str = "float32"):
-        self.device, self.dtype, self.alpha = torch.device(device), _dtype(dtype), float(alpha)
-        X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
-        self.X = X.to(self.device, self.dtype)
-        n, p = self.X.shape
-        self.n = n
-        self.x_mean = self.X.mean(0)
-        self.form = "kernel" if n <= p else "primal"
-        if self.form == "kernel":
-            K = self.X @ self.X.T
-            m = self.X @ self.x_mean
-            K = K - m[:, None] - m[None, :] + self.x_mean @ self.x_mean
-        else:
-            K = self.X.T @ self.X - n * torch.outer(self.x_mean, self.x_mean)
-        K.diagonal().add_(self.alpha)
-        self.L = torch.linalg.cholesky((K + K.T) / 2)
+        self.X, self.x_mean, self.form, gram = _centred_gram(X, device, dtype)
+        self.device, self.dtype, self.n, self.alpha = self.X.device, self.X.dtype, len(self.X), float(alpha)
+        gram.diagonal().add_(self.alpha)
+        self.L = torch.linalg.cholesky(gram)
 
     def project(self, Y) -> "ProjectedTargets":
         Y = torch.as_tensor(np.asarray(Y).reshape(self.n, -1), device=self.device).to(self.dtype)
