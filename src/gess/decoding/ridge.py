@@ -32,18 +32,46 @@ def _dtype(name: str) -> torch.dtype:
 
 def _centred_gram(X, device: str, dtype: str):
     """(X as a tensor, its column means, the form, the smaller Gram matrix of the centred X) without copying X."""
-    X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X).to(torch.device(device), _dtype(dtype))
+    if not isinstance(X, torch.Tensor):
+        import warnings
+
+        with warnings.catch_warnings():  # a read-only memory map: torch warns about writes, and nothing here writes
+            warnings.simplefilter("ignore", UserWarning)
+            X = torch.as_tensor(np.asarray(X))
+    X = X.to(torch.device(device), _dtype(dtype))
     n, p = X.shape
     x_mean = X.mean(0)
     if n <= p:
-        gram = X @ X.T
+        gram = _symmetric_product(X)
         m = X @ x_mean  # (X - 1m^T)(X - 1m^T)^T = XX^T - m1^T - 1m^T + |mean|^2
         gram = gram - m[:, None] - m[None, :] + x_mean @ x_mean
         form = "kernel"
     else:
-        gram = X.T @ X - n * torch.outer(x_mean, x_mean)
+        gram = _symmetric_product(X.T) - n * torch.outer(x_mean, x_mean)
         form = "primal"
-    return X, x_mean, form, (gram + gram.T) / 2
+    return X, x_mean, form, gram
+
+
+def _symmetric_product(A: torch.Tensor, blocks: int = 4) -> torch.Tensor:
+    """A A^T computed block by block on and below the diagonal, mirrored above: (blocks+1)/(2 blocks) of a full
+    product (5/8 with 4 blocks), as BLAS's syrk saves; exactly symmetric."""
+    n = A.shape[0]
+    if n < 1024:
+        out = A @ A.T
+        return (out + out.T) / 2
+    out = torch.empty(n, n, device=A.device, dtype=A.dtype)
+    edges = np.linspace(0, n, blocks + 1).astype(int)
+    for i in range(blocks):
+        rows = slice(edges[i], edges[i + 1])
+        for j in range(i + 1):
+            cols = slice(edges[j], edges[j + 1])
+            block = A[rows] @ A[cols].T
+            if i == j:
+                block = (block + block.T) / 2
+            out[rows, cols] = block
+            if i != j:
+                out[cols, rows] = block.T
+    return out
 
 
 class RidgeDecomposition:
