@@ -217,3 +217,13 @@ def test_digit69_structural_decoder_reaches_the_linear_bar():
     gt = ds.test.images.astype(np.float64) / 255
     r = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(s, gt)]
     assert np.mean(r) >= 0.78
+
+
+def test_ridge_fitted_in_target_chunks_equals_one_pass():
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(30, 50)), rng.normal(size=(30, 11))
+    for alphas in (None, [0.1, 10.0, 1000.0]):
+        whole = Ridge(alpha=3.0, alphas=alphas).fit(X, Y)
+        chunked = Ridge(alpha=3.0, alphas=alphas).fit(X, Y, chunk=4)
+        np.testing.assert_allclose(chunked.coef_, whole.coef_, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(np.atleast_1d(chunked.alpha_), np.atleast_1d(whole.alpha_))

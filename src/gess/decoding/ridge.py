@@ -305,14 +305,31 @@ class Ridge:
         ridge.coef_, ridge.intercept_, ridge.alpha_ = coef, intercept, alpha
         return ridge
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, decomposition=None) -> "Ridge":
-        """Fit on (n, p) X and (n, ...) Y; pass a ``decomposition`` of X (see :func:`factorize`) to share it."""
+    def fit(self, X: np.ndarray, Y: np.ndarray, decomposition=None, chunk: int = 8192) -> "Ridge":
+        """Fit on (n, p) X and (n, ...) Y; pass a ``decomposition`` of X (see :func:`factorize`) to share it.
+
+        Targets are fitted ``chunk`` at a time, so 36,864 latent targets need no more working
+        memory than 8,192 (the weights themselves aside).
+        """
         dec = decomposition or factorize(X, self.alpha if self.alphas is None else self.alphas, self.device, self.dtype)
-        self.targets_ = dec.project(Y)
-        self.alpha_per_target_ = self._choose(dec, self.targets_)
-        coef, intercept = dec.solve(self.targets_, self.alpha_per_target_)
-        self.coef_ = coef.float().cpu().numpy()
-        self.intercept_ = intercept.float().cpu().numpy()
+        Y = np.asarray(Y).reshape(dec.n, -1)
+        t = Y.shape[1]
+        self.coef_ = np.empty((dec.X.shape[1], t), np.float32)
+        self.intercept_ = np.empty(t, np.float32)
+        alphas, scores = [], []
+        for start in range(0, t, chunk):
+            cols = slice(start, start + chunk)
+            targets = dec.project(Y[:, cols])
+            alpha = self._choose(dec, targets)
+            coef, intercept = dec.solve(targets, alpha)
+            self.coef_[:, cols] = coef.float().cpu().numpy()
+            self.intercept_[cols] = intercept.float().cpu().numpy()
+            alphas.append(alpha)
+            scores.append(getattr(self, "cv_scores_", None))
+        self.targets_ = targets if t <= chunk else None  # kept for cross_fitted (one chunk of targets)
+        self.alpha_per_target_ = torch.cat(alphas)
+        if self.alphas is not None and len(self.alphas) > 1:
+            self.cv_scores_ = np.concatenate(scores, axis=1)
         values = self.alpha_per_target_.cpu().numpy()
         self.alpha_ = float(values[0]) if self.alphas is None or len(self.alphas) == 1 else values.astype(np.float32)
         self.decomposition_ = dec
@@ -332,6 +349,8 @@ class Ridge:
 
     def cross_fitted(self, folds: list[np.ndarray]) -> np.ndarray:
         """Predictions of each training trial by this ridge refitted without its fold (from the same decomposition)."""
+        if self.targets_ is None:
+            raise ValueError("cross-fitting keeps one chunk of targets: fit with a larger chunk")
         return self.decomposition_.cross_fitted(self.targets_, self.alpha_per_target_, folds).float().cpu().numpy()
 
     def release(self) -> "Ridge":
