@@ -10,6 +10,7 @@ assumes the real files read as fast as these (same disk); it is not a measuremen
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ def write_release(root: Path, sessions: int, images: int, rng) -> None:
     order = rng.integers(1, min(images, 10000) + 1, trials)
     (root / "nsddata/experiments/nsd").mkdir(parents=True)
     scipy.io.savemat(root / "nsddata/experiments/nsd/nsd_expdesign.mat",
-                     {"masterordering": order[None], "subjectim": subjectim, "sharedix": np.arange(1, 1001)[None]})
+                     {"masterordering": order[None], "subjectim": subjectim, "sharedix": np.arange(1, 101)[None]})
     mask = np.zeros(volume, np.float32)
     flat = mask.reshape(-1)
     flat[rng.choice(flat.size, 15724, replace=False)] = 1
@@ -63,12 +64,14 @@ def main():
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         root = Path(tmp) / "nsd"
         write_release(root, args.sessions, args.images, rng)
+        cold = os.system("sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null") == 0  # read from disk, not from memory
         release = NSDRelease(root, 1)
         mask = read_mask(release.mask)
         start = time.perf_counter()
         for s in range(1, args.sessions + 1):
             read_session(release.session_file(s), mask)
         per_session = (time.perf_counter() - start) / args.sessions
+        os.system("sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null")
         start = time.perf_counter()
         manifest = prepare_nsd(root, Path(tmp) / "out", NSDPrepareOptions(subject=1, sessions=args.sessions,
                                                                           image_size=args.image_size), progress=False)
@@ -76,7 +79,8 @@ def main():
         stimuli = manifest["train_images"] + manifest["test_images"]
     rest = total - per_session * args.sessions
     estimate = 37 * per_session + rest * 10000 / max(stimuli, 1)
-    print(f"{args.sessions} full-size sessions: {per_session:.1f} s per session to read and select the mask's voxels; "
+    print(f"({'page cache dropped: files read from disk' if cold else 'page cache NOT dropped: files may be read from memory'}) "
+          f"{args.sessions} full-size sessions: {per_session:.1f} s per session to read and select the mask's voxels; "
           f"whole preparation {total:.1f} s ({stimuli} stimuli at {args.image_size} px). Estimated for subject 1 "
           f"(37 sessions, 10,000 stimuli): {estimate / 60:.0f} min")
 

@@ -44,9 +44,12 @@ def _state():
     return PartialState(cpu=os.environ.get("GESS_DEVICE", "cpu") == "cpu")
 
 
+_SOLO = [0]  # > 0 inside main_first: work there is one process's, never sharded again
+
+
 def current_shard() -> Shard:
     """The launcher's rank and world size (accelerate, torchrun); one process when not launched."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or _SOLO[0]:
         return Shard()
     state = _state()
     return Shard(state.process_index, state.num_processes)
@@ -75,9 +78,16 @@ def launch_processes(n: int, argv: list[str]) -> int:
 def main_first(shard: Shard, work):
     """The main process does ``work`` first (writing caches and outputs); the others then do it too, finding
     everything up to date, so all hold the same result and no two processes write the same file."""
+    def solo():
+        _SOLO[0] += 1
+        try:
+            return work()
+        finally:
+            _SOLO[0] -= 1
+
     if shard.is_main:
-        result = work()
+        result = solo()
         shard.wait()
         return result
     shard.wait()
-    return work()
+    return solo()

@@ -50,7 +50,7 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
     experiment = None
     if cfg.dataset.simulated is not None:
         pool, model = cfg.simulation()
-        experiment = timer("data", lambda: main_first(shard, lambda: simulate_experiment(
+        experiment = timer("data", lambda: (simulate_experiment(  # every process: the encoding is sharded
             pool, model, lambda images: stages.encode_images(encoder, images), cfg.split.clusters,
             cfg.split.method if cfg.split.kind == "generalized" else "random",
             cfg.split.inside_test, cfg.split.outside_test, cfg.split.seed)))

@@ -43,9 +43,51 @@ def _log(console, message: str) -> None:
 
 # ------------------------------------------------------------------ features
 def encode_images(encoder: ImageEncoder, images: np.ndarray, use_cache: bool = True) -> np.ndarray:
-    """Semantic features of uint8 images, cached by content and encoder."""
+    """Semantic features of uint8 images, cached by content and encoder.
+
+    Under a launcher every process encodes its share of the encoder's global batches (the
+    same batches whatever the number of processes, so the same numbers); the main process
+    joins the shares into the cache entry, which every process then reads.
+    """
+    from gess.parallel import current_shard
+
     key = fingerprint(images, encoder.spec().to_dict())
-    return cached_array("semantic", key, lambda: semantic_features(encoder, images), enabled=use_cache)
+    shard = current_shard()
+    if shard.count == 1 or not use_cache:
+        return cached_array("semantic", key, lambda: semantic_features(encoder, images), enabled=use_cache)
+    return _encode_sharded(encoder, images, key, shard)
+
+
+def _encode_sharded(encoder: ImageEncoder, images: np.ndarray, key: str, shard) -> np.ndarray:
+    from gess.cache import cache_dir
+    from gess.io import save_npz
+
+    folder = cache_dir() / "semantic"
+    whole = folder / f"{key}.npz"
+    if not whole.is_file():
+        size = encoder.batch_size
+        batches = [np.arange(i, min(i + size, len(images))) for i in range(0, len(images), size)]
+        mine = shard.mine(list(range(len(batches))))
+        part = folder / f"{key}.part{shard.index}of{shard.count}.npz"
+        if mine and not part.is_file():
+            rows = np.concatenate([batches[b] for b in mine])
+            save_npz(part, rows=rows, array=semantic_features(encoder, images[rows]))
+        shard.wait()
+        if shard.is_main and not whole.is_file():
+            out = None
+            for index in range(shard.count):
+                path = folder / f"{key}.part{index}of{shard.count}.npz"
+                if not path.is_file():
+                    continue
+                with np.load(path) as z:
+                    out = np.empty((len(images), z["array"].shape[1]), np.float32) if out is None else out
+                    out[z["rows"]] = z["array"]
+            save_npz(whole, array=out)
+            for path in folder.glob(f"{key}.part*of{shard.count}.npz"):
+                path.unlink()
+        shard.wait()
+    with np.load(whole) as z:
+        return z["array"]
 
 
 def structural_space(dataset: Dataset, options: StructureOptions | None = None, device: str = "cpu") -> StructuralSpace:
