@@ -29,14 +29,21 @@ def digests(directory):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.glob("*.png"))}
 
 
+def pixel_setup(tmp_path, n_test: int):
+    """A tiny .mat, its decoders in tmp/m and a 3-step pixel prior in tmp/g."""
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=12, n_test=n_test, side=8)
+    gess("fit", "--data", data, "--out", tmp_path / "m")
+    gess("prior", "train", "--images", data, "--out", tmp_path / "g", "--steps", "3", "--image-size", "8",
+         "--block-out-channels", "[8, 16]", "--batch-size", "4")
+    return data
+
+
 @pytest.fixture(params=["pixel", "unclip"])
 def setup(request, tmp_path):
     data = tmp_path / "x.mat"
     if request.param == "pixel":
-        write_mat(data, n_train=12, n_test=7, side=8)
-        gess("fit", "--data", data, "--out", tmp_path / "m")
-        gess("prior", "train", "--images", data, "--out", tmp_path / "g", "--steps", "3", "--image-size", "8",
-             "--block-out-channels", "[8, 16]", "--batch-size", "4")
+        pixel_setup(tmp_path, n_test=7)
     else:
         from test_encoders import tiny_clip
         from test_unclip import save_tiny_unclip
@@ -65,11 +72,7 @@ def test_two_processes_write_the_same_bytes_as_one(setup):
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
                     reason="torchrun (the launcher `accelerate launch --multi_gpu` uses) is not installed")
 def test_under_a_torchrun_launch(tmp_path):
-    data = tmp_path / "x.mat"
-    write_mat(data, n_train=12, n_test=5, side=8)
-    gess("fit", "--data", data, "--out", tmp_path / "m")
-    gess("prior", "train", "--images", data, "--out", tmp_path / "g", "--steps", "3", "--image-size", "8",
-         "--block-out-channels", "[8, 16]", "--batch-size", "4")
+    data = pixel_setup(tmp_path, n_test=5)
     gess(*reconstruct_args(tmp_path, data, tmp_path / "one"))
     torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
     out = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "gess.cli",
@@ -80,11 +83,7 @@ def test_under_a_torchrun_launch(tmp_path):
 
 
 def test_killed_group_resumes_with_another_process_count(tmp_path):
-    data = tmp_path / "x.mat"
-    write_mat(data, n_train=12, n_test=12, side=8)
-    gess("fit", "--data", data, "--out", tmp_path / "m")
-    gess("prior", "train", "--images", data, "--out", tmp_path / "g", "--steps", "3", "--image-size", "8",
-         "--block-out-channels", "[8, 16]", "--batch-size", "4")
+    data = pixel_setup(tmp_path, n_test=12)
     args = reconstruct_args(tmp_path, data, tmp_path / "killed", steps=60)
     gess(*reconstruct_args(tmp_path, data, tmp_path / "straight", steps=60))
     group = subprocess.Popen([sys.executable, "-m", "gess.cli", "--processes", "2", *map(str, args)],

@@ -17,6 +17,7 @@ one is not. Plain in-memory use (no files) is :func:`fit` and :func:`decode`.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -42,6 +43,16 @@ def _log(console, message: str) -> None:
 
 
 # ------------------------------------------------------------------ features
+@lru_cache(maxsize=4)
+def _encoder(spec, device: str) -> ImageEncoder:
+    return get_encoder(spec, device=device)
+
+
+def decoder_encoder(decoder: GESSDecoder, device: str = "cpu") -> ImageEncoder:
+    """The encoder the decoders were fitted with, loaded once per process (GG, KNN and tuning all use it)."""
+    return _encoder(decoder.encoder_, str(device))
+
+
 def encode_images(encoder: ImageEncoder, images: np.ndarray, use_cache: bool = True) -> np.ndarray:
     """Semantic features of uint8 images, cached by content and encoder.
 
@@ -356,7 +367,7 @@ def _generate(decoder, dataset, out, method, generator, seed, sampling, cs, gg, 
         from gess.generation import reconstruct as generate
 
         idx = np.array(order)
-        encoder = get_encoder(decoder.encoder_, device=device) if method == "gg" else None
+        encoder = decoder_encoder(decoder, device) if method == "gg" else None
         generate(backend, decoded.c_prime[idx], decoded.c[idx], decoded.s[idx], decoded.pi_c[idx], method, sampling,
                  seeds=[seeds[i] for i in order], cs_options=chosen, gg_options=gg, encoder=encoder,
                  structure_kind=space.get("kind", "pixels"), on_batch=write_batch, progress=progress and shard.is_main)
@@ -448,7 +459,7 @@ def _baseline_images(method: str, decoder: GESSDecoder, dataset: Dataset, decode
         return np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
     from gess.baselines import knn_indices
 
-    train_embeddings = encode_images(get_encoder(decoder.encoder_), dataset.train.images)
+    train_embeddings = encode_images(decoder_encoder(decoder), dataset.train.images)
     return dataset.train.images[knn_indices(decoded.c_prime, train_embeddings)]
 
 
@@ -460,7 +471,7 @@ def held_out_fold_outputs(decoder: GESSDecoder, train: Split, folds: int = 5, se
     """
     from gess.data.dataset import Dataset
 
-    encoder = get_encoder(decoder.encoder_)
+    encoder = decoder_encoder(decoder)
     space = StructuralSpace.from_config(decoder.structure_space_ or {"size": 64}, autoencoder)
     outputs = []
     n = len(train.stimulus_ids)
