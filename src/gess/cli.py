@@ -12,6 +12,7 @@ import typer
 
 from gess.data.nsd_prepare import NSDPrepareOptions
 from gess.decoding import GESSDecoder
+from gess.decoding.selfsupervised import SelfSupervisedOptions
 from gess.decoding.structural import StructureOptions
 from gess.encoders import DEFAULT_ENCODER
 from gess.errors import GessInputError
@@ -47,8 +48,9 @@ def _read_yaml(path: Path) -> dict:
 
 
 @app.command()
-@flags_from(GESSDecoder, "decoder_flags")
+@flags_from(GESSDecoder, "decoder_flags", skip=("self_supervised",))
 @flags_from(StructureOptions, "structure_flags", prefix="structure-")
+@flags_from(SelfSupervisedOptions, "ss_flags", prefix="ss-")
 def fit(
     data: Path = typer.Option(..., "--data", help="dataset file or directory"),
     out: Path = typer.Option(..., "--out", help="model directory to write"),
@@ -56,8 +58,12 @@ def fit(
     encoder: str = ENCODER_OPTION,
     augment: Optional[Path] = typer.Option(None, "--augment", help="folder of extra images sampling the semantic manifold"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of GESSDecoder options (flags override it)"),
+    extra_images: Optional[Path] = typer.Option(
+        None, "--extra-images", help="images without fMRI for the self-supervised M_s's image cycle: a folder, or an "
+        ".npz with an 'images' array (refused if it holds a test stimulus)"),
     decoder_flags: dict = None,
     structure_flags: dict = None,
+    ss_flags: dict = None,
 ):
     """Fit the semantic, structural and gating decoders; write safetensors + config.json."""
     from gess import stages
@@ -68,6 +74,11 @@ def fit(
 
     options = validated_kwargs(GESSDecoder, _read_yaml(config), config) if config else {}
     options.update(decoder_flags)
+    if ss_flags:
+        options["self_supervised"] = {**(options.get("self_supervised") or {}), **ss_flags}
+    if extra_images is not None and options.get("structural_decoder") != "self-supervised":
+        raise GessInputError(extra_images, "--extra-images", "--structural-decoder self-supervised (only it learns "
+                             "from images without fMRI)", f"--structural-decoder {options.get('structural_decoder', 'ridge')}")
     structure = build(StructureOptions, structure_flags, "--structure-*")
     from gess.decoding.decoders import is_model_directory
     from gess.io import claim_output_dir
@@ -78,7 +89,7 @@ def fit(
     dataset = load_dataset(data, format)
     console.print(dataset.summary())
     augment_images = load_image_folder(augment, size=dataset.train.images.shape[1])[0] if augment else None
-    stages.fit_decoders(dataset, out, enc, options, structure, augment_images, console)
+    stages.fit_decoders(dataset, out, enc, options, structure, augment_images, console, extra_images)
 
 
 @app.command()
@@ -192,27 +203,20 @@ def prior_train(
     out: Path = typer.Option(..., "--out", help="prior directory to write"),
     format: str = FORMAT_OPTION,
     encoder: str = ENCODER_OPTION,
-    extra_images: Optional[Path] = typer.Option(None, "--extra-images", help="more training images (a folder)"),
+    extra_images: Optional[Path] = typer.Option(
+        None, "--extra-images", help="more training images without fMRI: a folder, or an .npz with an 'images' array "
+        "(refused if it holds a test stimulus of the dataset given to --images)"),
     training: dict = None,
 ):
     """Train the pixel prior (resumes from OUT/checkpoint after an interruption; an up-to-date prior is kept)."""
-    import numpy as np
-
     from gess import stages
-    from gess.data.images import load_image_folder, resize_images, to_rgb
     from gess.encoders import get_encoder
     from gess.options import build
 
     options = build(TrainOptions, training, "--steps/--batch-size/...")
     enc = get_encoder(encoder)
-    pics = stages.training_images(images, format)
-    if extra_images is not None:
-        extra = resize_images(load_image_folder(extra_images)[0], pics.shape[1])
-        if pics.shape[-1] == 1:
-            extra = extra.mean(-1, keepdims=True).astype(np.uint8)
-        else:
-            pics = to_rgb(pics)
-        pics = np.concatenate([pics, extra])
+    pics, dataset = stages.training_images(images, format)
+    pics = stages.with_extra_images(pics, extra_images, dataset, options.max_extra_images, options.seed, _console())
     stages.train_prior(pics, out, enc, options, _console())
     _console().print(f"[green]prior ready in {out}[/green]")
 

@@ -63,8 +63,10 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
 
     decoder_options = {"device": cfg.device, **cfg.decoder}
     augment = experiment.augment_images() if experiment else None
+    extra = cfg.dataset.extra_images
     decoder = timer("fit decoders", lambda: main_first(shard, lambda: stages.fit_decoders(
-        dataset, out / "model", encoder, decoder_options, cfg.structure, augment, console)))
+        dataset, out / "model", encoder, decoder_options, cfg.structure, augment, console,
+        extra if decoder_options.get("structural_decoder") == "self-supervised" else None)))
     decoded, test_ids = stages.decode(decoder, dataset)
 
     generator = None
@@ -77,6 +79,8 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
         else:
             # the generator knows the world (all images but the test stimuli), the decoder only the training side
             images = experiment.generator_images() if experiment else dataset.train.images
+            images = stages.with_extra_images(images, extra, dataset, cfg.generator.training.max_extra_images,
+                                              cfg.generator.training.seed, console)
             generator = timer("train prior", lambda: main_first(shard, lambda: stages.cached_prior(
                 images, encoder, cfg.generator.training, console, progress=console is not None)))
 

@@ -41,6 +41,9 @@ class DatasetConfig:
     format: Literal[FORMATS] = "auto"
     options: dict = field(default_factory=dict)   # roi, image_dir, image_size, subject
     simulated: dict | None = None      # ... or ImagePool and SimulatedFMRIModel fields
+    # images without fMRI from the stimulus domain (a folder or an .npz 'images' array): the pixel
+    # prior's extra training pool and the self-supervised M_s's image cycle; never a test stimulus
+    extra_images: str | None = None
 
 
 @dataclass
@@ -133,4 +136,5 @@ def load_run_config(path: str | Path | dict) -> RunConfig:
         raise GessInputError(source, "seeds", "at least one sampling seed", "an empty list")
     cfg.dataset.path = _resolve(cfg.dataset.path, base)
     cfg.generator.path = _resolve(cfg.generator.path, base)
+    cfg.dataset.extra_images = _resolve(cfg.dataset.extra_images, base)
     return cfg

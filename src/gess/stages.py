@@ -123,7 +123,9 @@ def _generator_identity(generator) -> str:
 
 # ------------------------------------------------------------------ decoders (in memory)
 def fit(dataset: Dataset, encoder: ImageEncoder | str = DEFAULT_ENCODER, augment_images: np.ndarray | str | Path | None = None,
-        space: StructuralSpace | None = None, use_cache: bool = True, **decoder_options) -> GESSDecoder:
+        space: StructuralSpace | None = None, use_cache: bool = True, extra_images: np.ndarray | str | Path | None = None,
+        checkpoint: str | Path | None = None, fingerprint_key: str | None = None, progress: bool = False,
+        **decoder_options) -> GESSDecoder:
     """Fit the three GESS decoders on a dataset's training trials.
 
     Parameters
@@ -132,6 +134,10 @@ def fit(dataset: Dataset, encoder: ImageEncoder | str = DEFAULT_ENCODER, augment
     encoder : an encoder or its name (see :func:`gess.encoders.get_encoder`).
     augment_images : images (or a folder of them) that sample the semantic manifold (C_aug).
     space : what M_s predicts; default blurred pixels (:func:`structural_space`).
+    extra_images : for ``structural_decoder="self-supervised"``: images without fMRI (an
+        array, a folder or an ``.npz``), refused if one is a test stimulus. The test fMRI
+        is its unpaired fMRI unless ``self_supervised={"unpaired_fmri": "none"}``.
+    checkpoint : where the self-supervised M_s checkpoints (resumed when present).
     decoder_options : :class:`~gess.decoding.GESSDecoder` parameters.
 
     Examples
@@ -153,9 +159,39 @@ def fit(dataset: Dataset, encoder: ImageEncoder | str = DEFAULT_ENCODER, augment
             augment_images, _ = load_image_folder(augment_images, size=train.images.shape[1])
         augment = encode_images(encoder, augment_images, use_cache)
     metadata = {"dataset": dataset.name, "source": dataset.source, "n_augment": 0 if augment is None else int(len(augment))}
+    if fingerprint_key:
+        metadata["fingerprint"] = fingerprint_key
     model = GESSDecoder(**decoder_options)
+    extra_structure = unpaired = None
+    if model.structural_decoder == "self-supervised":
+        extra_structure, unpaired, metadata["self_supervised_data"] = _self_supervised_inputs(
+            dataset, space, extra_images, model.self_supervised or {})
     return model.fit(train.fmri, stim_features[rows], structure, augment_embeddings=augment, encoder=encoder.spec(),
-                     structure_space=space, metadata=metadata, groups=train.trial_ids)
+                     structure_space=space, metadata=metadata, groups=train.trial_ids, extra_structure=extra_structure,
+                     unpaired_fmri=unpaired, checkpoint=checkpoint, progress=progress)
+
+
+def _self_supervised_inputs(dataset: Dataset, space: StructuralSpace, extra_images, options: dict):
+    """The self-supervised M_s's extra images (as targets) and unpaired fMRI, with their provenance."""
+    from gess.data import extra as extras
+    from gess.decoding.selfsupervised import SelfSupervisedOptions
+    from gess.options import build
+
+    opts = build(SelfSupervisedOptions, options, None, "self_supervised")
+    record = {"extra_images": str(extra_images) if isinstance(extra_images, (str, Path)) else None, "n_extra_images": 0,
+              "unpaired_fmri": opts.unpaired_fmri}
+    extra_structure = None
+    if extra_images is not None:
+        pool = extras.load_extra_images(extra_images) if isinstance(extra_images, (str, Path)) else extra_images
+        extras.check_no_test_stimuli(pool, dataset.test.images, dataset.test.stimulus_ids,
+                                     extra_images if isinstance(extra_images, (str, Path)) else None)
+        kept = extras.match_images(extras.subset(pool, opts.max_extra_images, opts.seed), dataset.train.images.shape[1],
+                                   dataset.train.images.shape[-1])
+        extra_structure = space.targets(kept)
+        record["n_extra_images"] = int(len(kept))
+    unpaired = dataset.test.fmri if opts.unpaired_fmri == "test" else None
+    record["n_unpaired_fmri"] = 0 if unpaired is None else int(len(unpaired))
+    return extra_structure, unpaired, record
 
 
 def decode(model: GESSDecoder, dataset: Dataset) -> tuple[Decoded, np.ndarray]:
@@ -168,14 +204,24 @@ def decode(model: GESSDecoder, dataset: Dataset) -> tuple[Decoded, np.ndarray]:
 # ------------------------------------------------------------------ stage: fit the decoders
 def fit_decoders(dataset: Dataset, out: str | Path, encoder: ImageEncoder, decoder_options: dict | None = None,
                  structure: StructureOptions | None = None, augment_images: np.ndarray | None = None,
-                 console=None) -> GESSDecoder:
-    """Fit M_c, M_s and M_g and save them to ``out``; an up-to-date ``out`` is loaded instead."""
+                 console=None, extra_images: str | Path | np.ndarray | None = None) -> GESSDecoder:
+    """Fit M_c, M_s and M_g and save them to ``out``; an up-to-date ``out`` is loaded instead.
+
+    A self-supervised M_s checkpoints into ``out/checkpoint``: an interrupted fit resumes there.
+    """
     decoder_options = dict(decoder_options or {})
     structure = structure or StructureOptions()
     params = GESSDecoder(**decoder_options).get_params()
+    self_supervised = params["structural_decoder"] == "self-supervised"
+    extra = extra_images
+    if self_supervised and isinstance(extra_images, (str, Path)):
+        from gess.data.extra import load_extra_images
+
+        extra = load_extra_images(extra_images)
     key = fingerprint("decoders", dataset.train.fmri, dataset.train.trial_ids, dataset.train.images,
                       dataset.train.stimulus_ids, encoder.spec().to_dict(), structure.to_dict(), params,
-                      augment_images if augment_images is not None else None)
+                      augment_images if augment_images is not None else None,
+                      *((extra, dataset.test.fmri) if self_supervised else ()))
     out = Path(out)
     config = out / "config.json"
     if config.is_file() and read_json(config).get("metadata", {}).get("fingerprint") == key:
@@ -183,16 +229,21 @@ def fit_decoders(dataset: Dataset, out: str | Path, encoder: ImageEncoder, decod
         return GESSDecoder.load(out, device=params["device"])
     claim_output_dir(out, "model", is_model_directory)  # refuse before the work, not after
     space = structural_space(dataset, structure, params["device"])
-    model = fit(dataset, encoder, augment_images=augment_images, space=space, **decoder_options)
-    model.metadata_["fingerprint"] = key
-    model.save(out)
+    with exclusive_lock(out):
+        model = fit(dataset, encoder, augment_images=augment_images, space=space, extra_images=extra,
+                    checkpoint=out / "checkpoint", fingerprint_key=key, progress=console is not None, **decoder_options)
+        if isinstance(extra_images, (str, Path)):
+            model.metadata_["self_supervised_data"]["extra_images"] = str(extra_images)
+        model.save(out)
     _log(console, f"decoders fitted -> {out} (gate {model.gate_.name}, alpha_c {_describe(model.semantic_.ridge_.alpha_)}, "
-                  f"alpha_s {_describe(model.structural_.ridge_.alpha_)}; "
+                  f"alpha_s {_describe(model.alpha_structural_used_)}; "
                   + ", ".join(f"{k} {v:.1f} s" for k, v in model.fit_seconds_.items()) + ")")
     return model
 
 
 def _describe(alpha) -> str:
+    if isinstance(alpha, dict):
+        return "per target"
     if np.ndim(alpha) == 0:
         return f"{float(alpha):g}"
     values = np.asarray(alpha)
@@ -200,21 +251,45 @@ def _describe(alpha) -> str:
 
 
 # ------------------------------------------------------------------ stage: train a prior
-def training_images(path: str | Path, format: str = "auto") -> np.ndarray:
-    """Images of a folder, or the TRAINING stimuli of a dataset (never its test stimuli)."""
+def training_images(path: str | Path, format: str = "auto") -> tuple[np.ndarray, Dataset | None]:
+    """Images of a folder, or the TRAINING stimuli of a dataset (never its test stimuli), and the dataset if any."""
     from gess.data import load_dataset
     from gess.data.images import IMAGE_SUFFIXES, load_image_folder
 
     path = Path(path)
     if path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-        return load_image_folder(path)[0]
-    return load_dataset(path, format).train.images
+        return load_image_folder(path)[0], None
+    dataset = load_dataset(path, format)
+    return dataset.train.images, dataset
+
+
+def with_extra_images(images: np.ndarray, extra: np.ndarray | str | Path | None, test: Dataset | None = None,
+                      limit: int | None = None, seed: int = 0, console=None) -> np.ndarray:
+    """``images`` joined by (at most ``limit`` of) ``extra``, converted to their size and channels.
+
+    ``extra`` is refused when it holds a copy of one of ``test``'s test stimuli (all of
+    ``extra`` is checked, not only the share kept).
+    """
+    from gess.data import extra as extras
+
+    if extra is None:
+        return images
+    source = extra if isinstance(extra, (str, Path)) else None
+    pool = extras.load_extra_images(extra) if source is not None else extra
+    if test is not None:
+        test_split = test.test
+        extras.check_no_test_stimuli(pool, test_split.images, test_split.stimulus_ids, source)
+    kept = extras.match_images(extras.subset(pool, limit, seed), images.shape[1], images.shape[-1])
+    _log(console, f"extra images: {len(kept)} of {len(pool)}" + (f" from {source}" if source else "")
+                  + ("; none is a test stimulus" if test is not None else ""))
+    return np.concatenate([images, kept])
 
 
 def train_prior(images: np.ndarray, out: str | Path, encoder: ImageEncoder, options=None, console=None,
                 progress: bool = True) -> Path:
     """Train the pixel prior on ``images`` into ``out``; an up-to-date prior is kept, an interrupted one resumed."""
-    from gess.generation.train import TrainOptions, check_resumable, resume_options, train_prior as train
+    from gess.checkpoint import check_resumable
+    from gess.generation.train import TrainOptions, resume_options, train_prior as train
 
     options = options or TrainOptions()
     key = fingerprint("prior", images, encoder.spec().to_dict(), {**options.to_dict(), "threads": None})
@@ -463,10 +538,13 @@ def _baseline_images(method: str, decoder: GESSDecoder, dataset: Dataset, decode
     return dataset.train.images[knn_indices(decoded.c_prime, train_embeddings)]
 
 
-def held_out_fold_outputs(decoder: GESSDecoder, train: Split, folds: int = 5, seed: int = 0, autoencoder=None) -> list[dict]:
+def held_out_fold_outputs(decoder: GESSDecoder, train: Split, folds: int = 5, seed: int = 0, autoencoder=None,
+                          extra_images=None) -> list[dict]:
     """Decoders refitted without each fold of the TRAINING stimuli, decoding that fold.
 
-    Only ``train`` is read: the test set never enters tuning. Each fold's dict holds
+    Only ``train`` is read: the test set never enters tuning (a self-supervised M_s takes
+    the held-out fold's fMRI as its unpaired fMRI, and the extra images it was fitted
+    with, ``extra_images`` or the source its metadata records). Each fold's dict holds
     c_prime, c, s, pi_c of its held-out stimuli, their images (``target``) and ids.
     """
     from gess.data.dataset import Dataset
@@ -479,7 +557,9 @@ def held_out_fold_outputs(decoder: GESSDecoder, train: Split, folds: int = 5, se
         keep = np.setdiff1d(np.arange(n), held)
         fitting, heldout = train.subset(train.stimulus_ids[keep]), train.subset(train.stimulus_ids[held])
         fold = Dataset(fitting, heldout, name="training fold")
-        model = fit(fold, encoder, space=space, **decoder.get_params())
+        if extra_images is None and decoder.structural_decoder == "self-supervised":
+            extra_images = decoder.metadata_.get("self_supervised_data", {}).get("extra_images")
+        model = fit(fold, encoder, space=space, extra_images=extra_images, **decoder.get_params())
         d, ids = decode(model, fold)
         lookup = {s: i for i, s in enumerate(heldout.stimulus_ids)}
         outputs.append({"c_prime": d.c_prime, "c": d.c, "s": d.s, "pi_c": d.pi_c, "stimulus_ids": ids,

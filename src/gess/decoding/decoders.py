@@ -49,6 +49,10 @@ class GESSDecoder(BaseEstimator):
     gate : name in :data:`gess.decoding.gating.GATES`; ``gate_options`` its arguments.
     cv_folds : folds of the cross-fitted training predictions used for
         calibration and reference alignment.
+    structural_decoder : M_s as a ridge (``"ridge"``, fast) or as Beliy et al.'s
+        self-supervised encoder-decoder (``"self-supervised"``, the paper's experiments;
+        :mod:`gess.decoding.selfsupervised`); ``self_supervised`` its
+        :class:`~gess.decoding.selfsupervised.SelfSupervisedOptions`.
     device : torch device of the ridge algebra ("cpu", "cuda").
 
     The constructor's signature is the one declaration of these options:
@@ -76,7 +80,9 @@ class GESSDecoder(BaseEstimator):
                  alignment: Literal["batch", "reference", "none"] = "batch", n_neighbors: int = 5,
                  reprojection: Literal["released", "lle", "none"] = "released",
                  regularization: float | None = None, w_c: float = 1.0, gate: GateName = DEFAULT_GATE,
-                 gate_options: dict | None = None, cv_folds: int = 5, device: str = "cpu"):
+                 gate_options: dict | None = None, cv_folds: int = 5,
+                 structural_decoder: Literal["ridge", "self-supervised"] = "ridge", self_supervised: dict | None = None,
+                 device: str = "cpu"):
         self.alpha_semantic = alpha_semantic
         self.alpha_structural = alpha_structural
         self.alphas = alphas
@@ -88,13 +94,16 @@ class GESSDecoder(BaseEstimator):
         self.gate = gate
         self.gate_options = gate_options
         self.cv_folds = cv_folds
+        self.structural_decoder = structural_decoder
+        self.self_supervised = self_supervised
         self.device = device
 
     # ------------------------------------------------------------------ fit
     def fit(self, fmri: np.ndarray, embeddings: np.ndarray, structure: np.ndarray,
             augment_embeddings: np.ndarray | None = None, encoder: EncoderSpec | None = None,
             structure_space: StructuralSpace | None = None, metadata: dict | None = None,
-            groups=None) -> "GESSDecoder":
+            groups=None, extra_structure: np.ndarray | None = None, unpaired_fmri: np.ndarray | None = None,
+            checkpoint: str | Path | None = None, progress: bool = False) -> "GESSDecoder":
         """Fit on training trials.
 
         Parameters
@@ -108,6 +117,9 @@ class GESSDecoder(BaseEstimator):
         metadata : provenance recorded in the saved config.
         groups : (n,) the stimulus of each trial; cross-fitting folds never split one
             stimulus's repeats (default: every trial its own stimulus).
+        extra_structure : (m, ...) structural targets of extra images without fMRI, and
+        unpaired_fmri : (k, v) raw fMRI without images: the self-supervised M_s's cycles.
+        checkpoint : where the self-supervised M_s saves and resumes its training.
 
         One eigendecomposition of the z-scored voxels serves M_c, M_s, every alpha of
         the grid and the cross-fitted predictions of the gate (:mod:`gess.decoding.ridge`).
@@ -146,10 +158,19 @@ class GESSDecoder(BaseEstimator):
         clock = time.perf_counter()
         if isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas:
             shared = factorize(z, structural_alphas, self.device)
-        structural_ridge = Ridge(self.alpha_structural, self.alphas, self.device).fit(z, structure, shared)
+        structural_ridge = Ridge(self.alpha_structural, self.alphas, self.device).fit(
+            z, structure.reshape(len(structure), -1), shared)
+        if self.structural_decoder == "self-supervised":
+            structural_cross = structural_ridge.cross_fitted(cv_folds(len(z), self.cv_folds, groups)).reshape(structure.shape)
         self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas, self.device)
         self.structural_.fit(z, structure, ridge=structural_ridge.release())
+        self.alpha_structural_used_ = self.structural_.ridge_.alpha_
         timings["structural"] = time.perf_counter() - clock
+        if self.structural_decoder == "self-supervised":
+            clock = time.perf_counter()
+            self.structural_ = self._fit_self_supervised(z, structure, structural_cross, extra_structure, unpaired_fmri,
+                                                         checkpoint, progress, metadata)
+            timings["self-supervised M_s"] = time.perf_counter() - clock
         del shared
         clock = time.perf_counter()
         self.gate_ = make_gate(self.gate, **(self.gate_options or {}))
@@ -160,6 +181,21 @@ class GESSDecoder(BaseEstimator):
         self.metadata_ = {**dict(metadata or {}), "constant_voxels": constant}
         self.fit_seconds_ = timings
         return self
+
+    def _fit_self_supervised(self, z, structure, cross, extra_structure, unpaired_fmri, checkpoint, progress, metadata):
+        from gess.decoding.selfsupervised import SelfSupervisedOptions, SelfSupervisedStructuralDecoder
+        from gess.options import build
+
+        if structure.ndim != 4:
+            raise GessInputError(None, "structural_decoder", "pixel targets (n, S, S, C) for the self-supervised M_s "
+                                 "(structure kind: pixels)", f"targets shaped {structure.shape[1:]}")
+        options = build(SelfSupervisedOptions, self.self_supervised or {}, None, "self_supervised")
+        unpaired = self._standardize(validate_fmri(unpaired_fmri, None, "unpaired fMRI")) if (
+            unpaired_fmri is not None and options.unpaired_fmri != "none") else None
+        ridge = self.structural_.ridge_
+        resume_key = {"data": (metadata or {}).get("fingerprint")}
+        return SelfSupervisedStructuralDecoder(options, self.device).fit(
+            z, structure, ridge.coef_, ridge.intercept_, extra_structure, unpaired, cross, checkpoint, resume_key, progress)
 
     def _standardize(self, fmri: np.ndarray, rows: int = 1024) -> np.ndarray:
         """z-scored float32 voxels, written block by block into one array (no transient copies)."""
@@ -195,8 +231,12 @@ class GESSDecoder(BaseEstimator):
             "voxel_mean": self.voxel_mean_, "voxel_std": self.voxel_std_,
             "semantic.coef": self.semantic_.ridge_.coef_, "semantic.intercept": self.semantic_.ridge_.intercept_,
             "semantic.manifold": self.semantic_.manifold_,
-            "structural.coef": self.structural_.ridge_.coef_, "structural.intercept": self.structural_.ridge_.intercept_,
         }
+        if self.structural_decoder == "self-supervised":
+            arrays.update({f"structural.ss.{k}": v for k, v in self.structural_.state().items()})
+        else:
+            arrays["structural.coef"] = self.structural_.ridge_.coef_
+            arrays["structural.intercept"] = self.structural_.ridge_.intercept_
         if self.semantic_.reference_mean_ is not None:
             arrays["semantic.reference_mean"] = self.semantic_.reference_mean_
             arrays["semantic.reference_std"] = self.semantic_.reference_std_
@@ -206,10 +246,12 @@ class GESSDecoder(BaseEstimator):
             "n_voxels": int(self.n_voxels_), "embedding_dim": int(self.semantic_.manifold_.shape[1]),
             "structure_shape": list(self.structural_.target_shape_),
             "alpha_semantic_used": _alpha_record(self.semantic_.ridge_.alpha_),
-            "alpha_structural_used": _alpha_record(self.structural_.ridge_.alpha_),
+            "alpha_structural_used": _alpha_record(self.alpha_structural_used_),
             "gate": self.gate_.config(), "encoder": self.encoder_.to_dict(), "structure_space": self.structure_space_,
             "metadata": self.metadata_,
         }
+        if self.structural_decoder == "self-supervised":
+            config["self_supervised"] = self.structural_.config()
         config["save_id"] = uuid.uuid4().hex
         save_arrays(directory / WEIGHTS_NAME, arrays, metadata={"save_id": config["save_id"]})
         write_json(directory / CONFIG_NAME, config)
@@ -244,10 +286,19 @@ class GESSDecoder(BaseEstimator):
         sem.reference_mean_ = arrays.get("semantic.reference_mean")
         sem.reference_std_ = arrays.get("semantic.reference_std")
         self.semantic_ = sem
-        st = StructuralDecoder(config["alpha_structural_used"])
-        st.ridge_ = Ridge.from_arrays(arrays["structural.coef"], arrays["structural.intercept"], config["alpha_structural_used"])
-        st.target_shape_ = tuple(config["structure_shape"])
-        self.structural_ = st
+        if "self_supervised" in config:
+            from gess.decoding.selfsupervised import SelfSupervisedStructuralDecoder
+
+            self.structural_ = SelfSupervisedStructuralDecoder.from_state(
+                config["self_supervised"], {k[len("structural.ss."):]: v for k, v in arrays.items()
+                                            if k.startswith("structural.ss.")}, self.n_voxels_, self.device)
+        else:
+            st = StructuralDecoder(config["alpha_structural_used"])
+            st.ridge_ = Ridge.from_arrays(arrays["structural.coef"], arrays["structural.intercept"],
+                                          config["alpha_structural_used"])
+            st.target_shape_ = tuple(config["structure_shape"])
+            self.structural_ = st
+        self.alpha_structural_used_ = config["alpha_structural_used"]
         gate_cfg = dict(config["gate"])
         self.gate_ = make_gate(gate_cfg.pop("name"), **gate_cfg).load_state(
             {k[len("gate."):]: v for k, v in arrays.items() if k.startswith("gate.")})
@@ -265,6 +316,8 @@ class GESSDecoder(BaseEstimator):
 
 def _alpha_record(alpha) -> float | dict:
     """A scalar alpha as is; per-target alphas summarised (the weights hold their effect)."""
+    if isinstance(alpha, dict):
+        return alpha
     if np.ndim(alpha) == 0:
         return float(alpha)
     values, counts = np.unique(np.asarray(alpha), return_counts=True)
@@ -272,7 +325,10 @@ def _alpha_record(alpha) -> float | dict:
 
 
 def is_model_directory(directory: Path) -> bool:
-    """Whether ``directory`` holds a model gess wrote (its config names GESSDecoder or a gess version)."""
+    """Whether ``directory`` holds a model gess wrote (its config names GESSDecoder or a gess version),
+    or the checkpoint of an interrupted fit."""
+    if (directory / "checkpoint" / "state.json").is_file():
+        return True
     try:
         config = read_json(directory / CONFIG_NAME)
     except (GessInputError, OSError):

@@ -8,9 +8,7 @@ is refused. The final EMA weights go to ``OUT/model.safetensors`` with
 """
 from __future__ import annotations
 
-import json
 import math
-from contextlib import contextmanager
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,8 @@ from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError
 from gess.generation.backends import SCHEDULER_NAME, default_scheduler
 from gess.generation.backends.pixel import PixelAutoencoder, PixelPrior, embedding_statistics
-from gess.io import atomic_path, read_json, write_json
+from gess.checkpoint import check_resumable, deferred_interrupts, load_checkpoint, save_checkpoint
+from gess.io import write_json
 from gess.options import to_dict
 from gess.progress import progress_bar
 
@@ -50,6 +49,8 @@ class TrainOptions:
     elastic: float = field(default=0.03, metadata=_help("elastic displacement, share of the side"))
     checkpoint_every: int = field(default=200, metadata=_help("steps between resumable checkpoints"))
     seed: int = field(default=0, metadata=_help("random seed of initialisation and batches"))
+    max_extra_images: int | None = field(default=10000, metadata=_help(
+        "at most this many extra images (a seeded random subset; encoding one costs ~30 ms on a CPU core pair)"))
     threads: int | None = field(default=None, metadata=_help("torch CPU threads (null: torch's default)"))
 
     def __post_init__(self) -> None:
@@ -85,75 +86,9 @@ def _to_model_space(images: np.ndarray, size: int, channels: int) -> torch.Tenso
     return PixelAutoencoder(size, channels).encode_images(x)
 
 
-def _save_checkpoint(path: Path, model, ema, optimizer, generator: torch.Generator, step: int, losses: list[float],
-                     options: dict) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
-    tensors["rng.batches"] = generator.get_state()
-    tensors.update({f"ema.{k}": v.contiguous() for k, v in ema.state_dict().items()})
-    opt = optimizer.state_dict()
-    for pid, state in opt["state"].items():
-        for k, v in state.items():
-            tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).contiguous()
-    with atomic_path(path) as tmp:
-        tmp.mkdir()
-        save_file(tensors, str(tmp / "state.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "param_groups": opt["param_groups"],
-                                                    "options": options}))
-
-
 def resume_options(opts: TrainOptions, n_images: int) -> dict:
     """What a checkpoint must have been made with to be resumed (threads may change)."""
     return {**opts.to_dict(), "threads": None, "n_images": int(n_images)}
-
-
-def check_resumable(path: Path, options: dict) -> dict:
-    """The checkpoint's record, or bad input naming the first option that differs from ``options``."""
-    meta = read_json(path / "state.json")
-    stored = meta.get("options", {})
-    changed = sorted(k for k in set(options) | set(stored) if options.get(k) != stored.get(k))
-    if changed:
-        raise GessInputError(path, changed[0], f"{stored.get(changed[0])!r} to resume this checkpoint "
-                             "(delete it to start over with other options)", repr(options.get(changed[0])))
-    return meta
-
-
-def _load_checkpoint(path: Path, model, ema, optimizer, generator: torch.Generator, options: dict) -> tuple[int, list[float]]:
-    from safetensors.torch import load_file
-
-    meta = check_resumable(path, options)
-    tensors = load_file(str(path / "state.safetensors"))
-    generator.set_state(tensors.pop("rng.batches"))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    state: dict = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    return int(meta["step"]), list(meta["losses"])
-
-
-@contextmanager
-def deferred_interrupts():
-    """Within the block, SIGINT/SIGTERM only raise a flag (read by calling the yielded function)."""
-    import signal
-    import threading
-
-    hit = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda signum, frame: hit.append(signum))
-    try:
-        yield lambda: bool(hit)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOptions, start: int, losses: list[float],
@@ -187,11 +122,12 @@ def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOption
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
         losses.append(float(loss.detach()))
-        if interrupted() and step + 1 < opts.steps:
-            _save_checkpoint(ckpt, model, ema, optimizer, gen, step + 1, losses, resume_key)
+        stop = interrupted() and step + 1 < opts.steps
+        if stop or ((step + 1) % opts.checkpoint_every == 0 and step + 1 < opts.steps):
+            save_checkpoint(ckpt, {"model": model, "ema": ema}, {"opt": optimizer}, gen, step + 1,
+                            {"losses": losses}, resume_key)
+        if stop:
             raise KeyboardInterrupt
-        if (step + 1) % opts.checkpoint_every == 0 and step + 1 < opts.steps:
-            _save_checkpoint(ckpt, model, ema, optimizer, gen, step + 1, losses, resume_key)
 
 
 def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, encoder: EncoderSpec,
@@ -223,7 +159,8 @@ def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, enc
     gen = torch.Generator().manual_seed(opts.seed)
     resume_key = resume_options(opts, len(images))
     if (ckpt / "state.json").is_file():
-        start, losses = _load_checkpoint(ckpt, model, ema, optimizer, gen, resume_key)
+        start, record = load_checkpoint(ckpt, {"model": model, "ema": ema}, {"opt": optimizer}, gen, resume_key)
+        losses = list(record["losses"])
     model.train()
     t0 = time.time()
     with deferred_interrupts() as interrupted:

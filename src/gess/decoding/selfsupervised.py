@@ -1,0 +1,341 @@
+"""M_s trained with self-supervision (Beliy et al., NeurIPS 2019, "From voxels to pixels and back").
+
+The paper's experiments took their structural cue from this encoder-decoder. Two small
+networks work in M_s's target space (blurred images, :class:`~gess.decoding.structural.StructuralSpace`):
+
+* ``E`` (:class:`ImageToVoxels`), image -> voxels: convolutions, then one readout per
+  voxel factorised into a spatial map and feature weights (Beliy's "space-feature" layer).
+  Fitted on the training pairs first, then frozen.
+* ``D`` (:class:`VoxelsToImage`), voxels -> image: a linear voxel-to-pixel layer, then a
+  small convolutional U-Net that refines it.
+
+``D`` learns from three losses:
+
+1. pairs: D(fMRI) against the trial's target image;
+2. the image cycle, image -> voxels -> image, on extra images without fMRI: D(E(x) + r) against x,
+   where r is a real residual (a training trial's fMRI minus E's cross-fitted prediction
+   of it), so that the simulated fMRI is as noisy as recorded fMRI;
+3. the fMRI cycle, voxels -> image -> voxels, on fMRI without images (the test fMRI, as in
+   Beliy et al.; ``unpaired_fmri="none"`` leaves it out): E(D(fMRI)) against that fMRI.
+
+Departure from Beliy et al., measured on digit69: D's linear layer starts at M_s's ridge
+solution and stays fixed (``train_readout=False``). With ~100 training pairs a freely
+learned voxel-to-pixel layer overfits; the cycles then teach the refinement what the
+ridge's outputs of real digits look like. Training is seeded, checkpointed (resumable,
+see :mod:`gess.checkpoint`) and shows progress.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gess.errors import GessInputError
+from gess.options import to_dict
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class SelfSupervisedOptions:
+    """Training of the self-supervised M_s (``gess fit --ss-*``, ``decoder: {self_supervised: ...}`` in a run config)."""
+
+    steps: int = field(default=2000, metadata=_help("optimisation steps of the decoder D"))
+    encoder_steps: int = field(default=800, metadata=_help("optimisation steps of the encoder E (image -> voxels)"))
+    batch_size: int = field(default=32, metadata=_help("samples per step, per loss"))
+    learning_rate: float = field(default=1e-3, metadata=_help("Adam learning rate (cosine decay)"))
+    width: int = field(default=32, metadata=_help("channels of the first convolution (doubled once)"))
+    weight_decay: float = field(default=1e-4, metadata=_help("L2 penalty of both networks"))
+    image_cycle: float = field(default=1.0, metadata=_help("weight of image -> voxels -> image on extra images"))
+    fmri_cycle: float = field(default=0.1, metadata=_help("weight of voxels -> image -> voxels on fMRI without images"))
+    unpaired_fmri: Literal["test", "none"] = field(default="test", metadata=_help(
+        "fMRI without images for the fMRI cycle: the test fMRI (as Beliy et al.), or none"))
+    train_readout: bool = field(default=False, metadata=_help("also train D's voxel-to-pixel layer (starts at the ridge)"))
+    max_extra_images: int | None = field(default=20000, metadata=_help("at most this many extra images (a seeded subset)"))
+    checkpoint_every: int = field(default=500, metadata=_help("steps between resumable checkpoints"))
+    seed: int = field(default=0, metadata=_help("random seed of initialisation and batches"))
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "encoder_steps", "batch_size", "width", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise GessInputError(None, f"self_supervised.{name}", "at least 1", repr(getattr(self, name)))
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(min(8, cout), cout), nn.SiLU())
+
+
+class ImageToVoxels(nn.Module):
+    """E: (N, C, S, S) images in [0, 1] -> (N, V) z-scored voxels, with a space-feature factorised readout."""
+
+    def __init__(self, channels: int, side: int, n_voxels: int, width: int = 32):
+        super().__init__()
+        self.features = nn.Sequential(_block(channels, width), _block(width, 2 * width, 2), _block(2 * width, 2 * width, 2))
+        cells = (-(-(-(-side // 2)) // 2)) ** 2
+        self.space = nn.Parameter(torch.randn(n_voxels, cells) / cells)
+        self.weights = nn.Parameter(torch.randn(n_voxels, 2 * width) / (2 * width) ** 0.5)
+        self.bias = nn.Parameter(torch.zeros(n_voxels))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        f = self.features(images).flatten(2)                        # (N, K, P)
+        return torch.einsum("nkp,vp,vk->nv", f, self.space, self.weights) + self.bias
+
+
+class VoxelsToImage(nn.Module):
+    """D: (N, V) z-scored voxels -> (N, C, S, S) images: a linear layer, refined by a two-level U-Net."""
+
+    def __init__(self, n_voxels: int, channels: int, side: int, width: int = 32):
+        super().__init__()
+        self.channels, self.side = channels, side
+        self.readout = nn.Linear(n_voxels, side * side * channels)
+        self.down1 = _block(channels, width)
+        self.down2 = _block(width, 2 * width, 2)
+        self.middle = nn.Sequential(_block(2 * width, 2 * width), _block(2 * width, 2 * width))
+        self.up = _block(3 * width, width)
+        self.out = nn.Conv2d(width + channels, channels, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)   # starts as the readout alone
+        nn.init.zeros_(self.out.bias)
+
+    def linear(self, voxels: torch.Tensor) -> torch.Tensor:
+        """The readout as images, (N, C, S, S) (its outputs are in (S, S, C) order, as M_s's ridge targets)."""
+        return self.readout(voxels).view(-1, self.side, self.side, self.channels).permute(0, 3, 1, 2)
+
+    def forward(self, voxels: torch.Tensor) -> torch.Tensor:
+        return self.refine(self.linear(voxels))
+
+    def refine(self, base: torch.Tensor) -> torch.Tensor:
+        """The U-Net's correction of a readout image (N, C, S, S)."""
+        h1 = self.down1(base)
+        h2 = self.middle(self.down2(h1))
+        up = F.interpolate(h2, size=h1.shape[-2:], mode="nearest")
+        h = self.up(torch.cat([up, h1], 1))
+        return base + self.out(torch.cat([h, base], 1))
+
+
+class SelfSupervisedStructuralDecoder:
+    """M_s as Beliy et al.'s self-supervised encoder-decoder, in M_s's target space.
+
+    Parameters
+    ----------
+    options : :class:`SelfSupervisedOptions`.
+    device : torch device.
+
+    Attributes
+    ----------
+    encoder_ : E (:class:`ImageToVoxels`); decoder_ : D (:class:`VoxelsToImage`)
+    target_shape_ : (S, S, C); losses_ : the last 100 steps' mean of each loss
+    """
+
+    def __init__(self, options: SelfSupervisedOptions | None = None, device: str = "cpu"):
+        self.options = options or SelfSupervisedOptions()
+        self.device = device
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, fmri: np.ndarray, targets: np.ndarray, ridge_coef: np.ndarray, ridge_intercept: np.ndarray,
+            extra_targets: np.ndarray | None = None, unpaired_fmri: np.ndarray | None = None,
+            cross_fitted: np.ndarray | None = None, checkpoint: str | Path | None = None, resume_key: dict | None = None,
+            progress: bool = False) -> "SelfSupervisedStructuralDecoder":
+        """Fit E then D on z-scored ``fmri`` and ``targets`` (n, S, S, C).
+
+        ``ridge_coef`` (V, S*S*C) and ``ridge_intercept`` start D's linear layer;
+        ``extra_targets`` (m, S, S, C) are extra images in the target space (the image
+        cycle); ``unpaired_fmri`` z-scored fMRI without images (the fMRI cycle).
+        ``cross_fitted`` (n, S, S, C), the ridge's cross-fitted predictions of the training
+        targets, is what the pairs loss refines while the readout is fixed: the ridge's
+        in-sample outputs are nearly perfect, and a refinement learnt on them learns nothing.
+        ``checkpoint`` is a directory to save to and resume from; ``resume_key`` what
+        a checkpoint must have been made with (data fingerprint and options).
+        """
+        from gess.checkpoint import deferred_interrupts, load_checkpoint
+
+        opts = self.options
+        torch.manual_seed(opts.seed)
+        self.target_shape_ = tuple(int(s) for s in targets.shape[1:])
+        side, _, channels = self.target_shape_
+        n_voxels = fmri.shape[1]
+        dev = torch.device(self.device)
+        z = torch.as_tensor(np.asarray(fmri, np.float32), device=dev)
+        x = _to_nchw(targets, dev)
+        base = _to_nchw(cross_fitted, dev) if cross_fitted is not None and not opts.train_readout else None
+        pool = torch.cat([x, _to_nchw(extra_targets, dev)]) if extra_targets is not None and len(extra_targets) else x
+        unpaired = torch.as_tensor(np.asarray(unpaired_fmri, np.float32), device=dev) if (
+            unpaired_fmri is not None and len(unpaired_fmri) and opts.fmri_cycle > 0) else None
+
+        self.encoder_ = ImageToVoxels(channels, side, n_voxels, opts.width).to(dev)
+        self.decoder_ = VoxelsToImage(n_voxels, channels, side, opts.width).to(dev)
+        with torch.no_grad():
+            self.decoder_.readout.weight.copy_(torch.as_tensor(np.asarray(ridge_coef, np.float32).T))
+            self.decoder_.readout.bias.copy_(torch.as_tensor(np.asarray(ridge_intercept, np.float32).reshape(-1)))
+        self.decoder_.readout.requires_grad_(opts.train_readout)
+        gen = torch.Generator().manual_seed(opts.seed)
+        enc_opt = torch.optim.Adam(self.encoder_.parameters(), opts.learning_rate, weight_decay=opts.weight_decay)
+        dec_opt = torch.optim.Adam([p for p in self.decoder_.parameters() if p.requires_grad], opts.learning_rate,
+                                   weight_decay=opts.weight_decay)
+        residuals = torch.zeros(0, n_voxels, device=dev)
+        modules = {"encoder": self.encoder_, "decoder": self.decoder_}
+        optimizers = {"encoder_opt": enc_opt, "decoder_opt": dec_opt}
+        key = {**opts.to_dict(), **(resume_key or {})}
+        step, record = 0, {"losses": {}}
+        ckpt = Path(checkpoint) if checkpoint is not None else None
+        if ckpt is not None and (ckpt / "state.json").is_file():
+            residuals = _load_residuals(ckpt, n_voxels, dev)
+            step, record = load_checkpoint(ckpt, modules, optimizers, gen, key)
+        total = opts.encoder_steps + opts.steps
+        losses = {k: list(v) for k, v in record.get("losses", {}).items()}
+
+        def save(at: int) -> None:
+            if ckpt is not None:
+                from gess.checkpoint import save_checkpoint
+
+                save_checkpoint(ckpt, {**modules, "residuals": _Holder(residuals)}, optimizers, gen, at,
+                                {"losses": {k: v[-100:] for k, v in losses.items()}}, key)
+
+        from gess.progress import progress_bar
+
+        with deferred_interrupts() as interrupted:
+            for step in progress_bar(range(step, total), "self-supervised M_s", enabled=progress, total=total - step):
+                if step == opts.encoder_steps or (step > opts.encoder_steps and len(residuals) == 0):
+                    residuals = self._cross_fitted_residuals(z, x, gen)
+                if step < opts.encoder_steps:
+                    parts = self._encoder_step(z, x, enc_opt, gen, step / opts.encoder_steps)
+                else:
+                    parts = self._decoder_step(z, x, base, pool, unpaired, residuals, dec_opt, gen,
+                                               (step - opts.encoder_steps) / opts.steps)
+                for name, value in parts.items():
+                    losses.setdefault(name, []).append(value)
+                done = step + 1
+                stop = interrupted() and done < total
+                if stop or (done % opts.checkpoint_every == 0 and done < total):
+                    save(done)
+                if stop:
+                    raise KeyboardInterrupt
+        self.encoder_.eval()
+        self.decoder_.eval()
+        self.losses_ = {k: float(np.mean(v[-100:])) for k, v in losses.items()}
+        if ckpt is not None and ckpt.exists():
+            import shutil
+
+            shutil.rmtree(ckpt)
+        return self
+
+    def _encoder_step(self, z, x, optimizer, gen, progress: float, model: ImageToVoxels | None = None,
+                      rows: torch.Tensor | None = None) -> dict:
+        model = model or self.encoder_
+        pick = _batch(len(x) if rows is None else len(rows), self.options.batch_size, gen)
+        pick = pick if rows is None else rows[pick]
+        loss = _voxel_loss(model(x[pick]), z[pick])
+        _step(optimizer, loss, self.options.learning_rate, progress)
+        return {"encoder": float(loss.detach())}
+
+    def _cross_fitted_residuals(self, z, x, gen) -> torch.Tensor:
+        """fMRI minus E's prediction from an E fitted without that trial (two halves): real noise, not E's overfit."""
+        opts = self.options
+        order = torch.randperm(len(x), generator=gen).to(z.device)
+        halves = (order[: len(x) // 2], order[len(x) // 2:])
+        residuals = torch.empty_like(z)
+        for fit_rows, held in (halves, halves[::-1]):
+            model = ImageToVoxels(x.shape[1], x.shape[2], z.shape[1], opts.width).to(z.device)
+            optimizer = torch.optim.Adam(model.parameters(), opts.learning_rate, weight_decay=opts.weight_decay)
+            for s in range(opts.encoder_steps):
+                self._encoder_step(z, x, optimizer, gen, s / opts.encoder_steps, model, fit_rows)
+            with torch.no_grad():
+                residuals[held] = z[held] - model.eval()(x[held])
+        return residuals
+
+    def _decoder_step(self, z, x, base, pool, unpaired, residuals, optimizer, gen, progress: float) -> dict:
+        opts = self.options
+        pick = _batch(len(x), opts.batch_size, gen)
+        decoded = self.decoder_.refine(base[pick]) if base is not None else self.decoder_(z[pick])
+        parts = {"pairs": F.mse_loss(decoded, x[pick])}
+        if opts.image_cycle > 0:
+            images = pool[_batch(len(pool), opts.batch_size, gen)]
+            with torch.no_grad():
+                simulated = self.encoder_(images) + residuals[_batch(len(residuals), opts.batch_size, gen)]
+            parts["image_cycle"] = opts.image_cycle * F.mse_loss(self.decoder_(simulated), images)
+        if unpaired is not None:
+            voxels = unpaired[_batch(len(unpaired), opts.batch_size, gen)]
+            parts["fmri_cycle"] = opts.fmri_cycle * _voxel_loss(self.encoder_(self.decoder_(voxels)), voxels)
+        loss = sum(parts.values())
+        _step(optimizer, loss, opts.learning_rate, progress)
+        return {k: float(v.detach()) for k, v in parts.items()}
+
+    # -------------------------------------------------------------- predict
+    def predict(self, fmri: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Structural targets (n, S, S, C) of z-scored fMRI."""
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(fmri), batch_size):
+                z = torch.as_tensor(np.asarray(fmri[start:start + batch_size], np.float32), device=self.device)
+                out.append(self.decoder_(z).permute(0, 2, 3, 1).cpu().numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0,) + self.target_shape_, np.float32)
+
+    # ---------------------------------------------------------- persistence
+    def state(self) -> dict[str, np.ndarray]:
+        tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
+        tensors.update({f"decoder.{k}": v for k, v in self.decoder_.state_dict().items()})
+        return {k: v.detach().cpu().numpy() for k, v in tensors.items()}
+
+    def config(self) -> dict:
+        return {"options": self.options.to_dict(), "target_shape": list(self.target_shape_), "losses": self.losses_}
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray], n_voxels: int, device: str = "cpu"):
+        self = cls(SelfSupervisedOptions(**config["options"]), device)
+        self.target_shape_ = tuple(config["target_shape"])
+        side, _, channels = self.target_shape_
+        self.encoder_ = ImageToVoxels(channels, side, n_voxels, self.options.width)
+        self.decoder_ = VoxelsToImage(n_voxels, channels, side, self.options.width)
+        for prefix, module in (("encoder.", self.encoder_), ("decoder.", self.decoder_)):
+            module.load_state_dict({k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
+                                    if k.startswith(prefix)})
+            module.to(device).eval()
+        self.losses_ = config.get("losses", {})
+        return self
+
+
+class _Holder(nn.Module):
+    """Lets a plain tensor travel in a checkpoint beside the modules."""
+
+    def __init__(self, tensor: torch.Tensor):
+        super().__init__()
+        self.register_buffer("value", tensor)
+
+
+def _load_residuals(ckpt: Path, n_voxels: int, device) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    value = load_file(str(ckpt / "state.safetensors")).get("residuals.value")
+    return value.to(device) if value is not None else torch.zeros(0, n_voxels, device=device)
+
+
+def _to_nchw(images: np.ndarray, device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(images, np.float32), device=device).permute(0, 3, 1, 2).contiguous()
+
+
+def _batch(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, n, (size,), generator=gen)
+
+
+def _voxel_loss(predicted: torch.Tensor, voxels: torch.Tensor) -> torch.Tensor:
+    """Beliy et al.'s voxel loss: mean squared error plus cosine distance."""
+    return F.mse_loss(predicted, voxels) + (1 - F.cosine_similarity(predicted, voxels, dim=1)).mean()
+
+
+def _step(optimizer, loss: torch.Tensor, learning_rate: float, progress: float) -> None:
+    import math
+
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
