@@ -59,6 +59,11 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
                              f"{len(dataset.test.stimulus_ids)} test images")
     else:
         dataset = timer("data", lambda: load_dataset(cfg.dataset.path, cfg.dataset.format, **cfg.dataset.options))
+    if cfg.dataset.extra_images:  # refused before any work when it holds a test stimulus
+        from gess.data.extra import check_no_test_stimuli, load_extra_images
+
+        check_no_test_stimuli(load_extra_images(cfg.dataset.extra_images), dataset.test.images,
+                              dataset.test.stimulus_ids, cfg.dataset.extra_images)
     stages._log(console, dataset.summary())
 
     decoder_options = {"device": cfg.device, **cfg.decoder}
