@@ -380,7 +380,7 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
             if shard.is_main:
                 backend = _open_generator(decoder, generator, device, backend_name) if needs_generator else None
                 images = _baseline_images(method, decoder, dataset, decoded, space, backend)
-                _write_all(out, ids, images, decoded.pi_c, method, seed)
+                _write_all(out, ids, images, decoded.pi_c, _trust_of(decoder, images, test_fmri(dataset)), method, seed)
             shard.wait()
             return {"generated": len(ids) if shard.is_main else 0, "skipped": 0}
         return _generate(decoder, dataset, out, method, generator, seed, sampling, cs, gg, device, progress, console,
@@ -427,13 +427,15 @@ def _generate(decoder, dataset, out, method, generator, seed, sampling, cs, gg, 
 
         def write_batch(local_idx, images):
             nonlocal generated
-            for j, img in zip(local_idx, images):
+            trust = _trust_of(decoder, images, fmri[[order[j] for j in local_idx]])
+            for j, img, score in zip(local_idx, images, trust):
                 i = order[j]
                 if finished(i):
                     continue  # already on disk from an earlier run: never written twice
                 name = f"{ids[i]}.png"
                 _write_png(out / name, img)
-                entry = {"stimulus_id": str(ids[i]), "file": name, "pi_c": float(decoded.pi_c[i]), "method": method,
+                entry = {"stimulus_id": str(ids[i]), "file": name, "pi_c": float(decoded.pi_c[i]), "trust": score,
+                         "method": method,
                          "seed": seeds[i], "steps": sampling.steps, "settings": settings, **record}
                 by_id[ids[i]] = written[ids[i]] = entry
                 generated += 1
@@ -442,6 +444,7 @@ def _generate(decoder, dataset, out, method, generator, seed, sampling, cs, gg, 
         from gess.generation import reconstruct as generate
 
         idx = np.array(order)
+        fmri = test_fmri(dataset)
         encoder = decoder_encoder(decoder, device) if method == "gg" else None
         generate(backend, decoded.c_prime[idx], decoded.c[idx], decoded.s[idx], decoded.pi_c[idx], method, sampling,
                  seeds=[seeds[i] for i in order], cs_options=chosen, gg_options=gg, encoder=encoder,
@@ -492,13 +495,32 @@ def _write_manifest(out: Path, ids, by_id: dict) -> None:
     write_json(out / MANIFEST, [by_id[s] for s in ids if s in by_id])
 
 
-def _write_all(out: Path, ids, images: np.ndarray, pi_c: np.ndarray, method: str, seed: int) -> None:
+def _write_all(out: Path, ids, images: np.ndarray, pi_c: np.ndarray, trust: list, method: str, seed: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     by_id = {}
-    for sid, img, p in zip(ids, images, pi_c):
+    for sid, img, p, score in zip(ids, images, pi_c, trust):
         _write_png(out / f"{sid}.png", img)
-        by_id[sid] = {"stimulus_id": str(sid), "file": f"{sid}.png", "pi_c": float(p), "method": method, "seed": seed, "steps": 0}
+        by_id[sid] = {"stimulus_id": str(sid), "file": f"{sid}.png", "pi_c": float(p), "trust": score, "method": method,
+                      "seed": seed, "steps": 0}
     _write_manifest(out, ids, by_id)
+
+
+def test_fmri(dataset: Dataset) -> np.ndarray:
+    """The test fMRI in the order :func:`decode` returns stimuli (repeats averaged)."""
+    return dataset.test.averaged().fmri
+
+
+def _trust_of(decoder: GESSDecoder, images: np.ndarray, fmri: np.ndarray) -> list:
+    """Each reconstruction's trust (:meth:`GESSDecoder.trust`); None where the model or its encoder cannot say."""
+    if getattr(decoder, "trust_", None) is None or decoder.encoder_.name == "unknown":
+        return [None] * len(images)
+    from gess.encoders.features import semantic_features
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
+    embeddings = semantic_features(decoder_encoder(decoder), images, progress=False)
+    return [float(t) for t in decoder.trust(embeddings, fmri)]
 
 
 def _check_generator_exists(generator) -> None:

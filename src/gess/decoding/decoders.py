@@ -15,6 +15,7 @@ from gess.decoding.gating import DEFAULT_GATE, GateInputs, GateName, make_gate
 from gess.decoding.ridge import Ridge, RidgeFactorization, cv_folds, factorize
 from gess.decoding.semantic import SemanticDecoder
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
+from gess.decoding.trust import BrainConsistency
 from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError
 from gess.io import arrays_metadata, claim_output_dir, load_arrays, read_json, save_arrays, write_json
@@ -176,6 +177,9 @@ class GESSDecoder(BaseEstimator):
         self.gate_ = make_gate(self.gate, **(self.gate_options or {}))
         self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))
         timings["gate"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        self.trust_ = BrainConsistency().fit(z, embeddings, groups)
+        timings["trust"] = time.perf_counter() - clock
         self.encoder_ = encoder or EncoderSpec("unknown", "unknown", int(embeddings.shape[1]))
         self.structure_space_ = structure_space.config() if structure_space is not None else None
         self.metadata_ = {**dict(metadata or {}), "constant_voxels": constant}
@@ -241,13 +245,14 @@ class GESSDecoder(BaseEstimator):
             arrays["semantic.reference_mean"] = self.semantic_.reference_mean_
             arrays["semantic.reference_std"] = self.semantic_.reference_std_
         arrays.update({f"gate.{k}": v for k, v in self.gate_.state().items()})
+        arrays.update({f"trust.{k}": v for k, v in self.trust_.state().items()})
         config = {
             "_class_name": "GESSDecoder", "gess_version": __version__, "params": self.get_params(),
             "n_voxels": int(self.n_voxels_), "embedding_dim": int(self.semantic_.manifold_.shape[1]),
             "structure_shape": list(self.structural_.target_shape_),
             "alpha_semantic_used": _alpha_record(self.semantic_.ridge_.alpha_),
             "alpha_structural_used": _alpha_record(self.alpha_structural_used_),
-            "gate": self.gate_.config(), "encoder": self.encoder_.to_dict(), "structure_space": self.structure_space_,
+            "gate": self.gate_.config(), "trust": self.trust_.config(), "encoder": self.encoder_.to_dict(), "structure_space": self.structure_space_,
             "metadata": self.metadata_,
         }
         if self.structural_decoder == "self-supervised":
@@ -302,11 +307,20 @@ class GESSDecoder(BaseEstimator):
         gate_cfg = dict(config["gate"])
         self.gate_ = make_gate(gate_cfg.pop("name"), **gate_cfg).load_state(
             {k[len("gate."):]: v for k, v in arrays.items() if k.startswith("gate.")})
+        trust = {k[len("trust."):]: v for k, v in arrays.items() if k.startswith("trust.")}
+        self.trust_ = BrainConsistency(**config["trust"]).load_state(trust) if trust and "trust" in config else None
         self.metadata_ = config.get("metadata", {})
         stored_encoder = config.get("encoder") or self.metadata_.get("encoder")  # gess 0.1 kept it in metadata
         self.encoder_ = EncoderSpec.from_dict(stored_encoder) if stored_encoder else EncoderSpec("unknown", "unknown", config["embedding_dim"])
         self.structure_space_ = config.get("structure_space") or self.metadata_.get("structure")
         return self
+
+    def trust(self, embeddings: np.ndarray, fmri: np.ndarray) -> np.ndarray | None:
+        """Trust in [0, 1] of reconstructions (their image embeddings) decoded from raw ``fmri``
+        (:class:`~gess.decoding.trust.BrainConsistency`); None for a model saved without it."""
+        if getattr(self, "trust_", None) is None:
+            return None
+        return self.trust_.score(embeddings, self._standardize(fmri))
 
     def check_voxels(self, n_voxels: int, source: str | None = None) -> None:
         """Raise a clear error when test fMRI has another number of voxels than the model was fitted on."""
