@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gess.report.figures import save_grid
-from gess.report.html import accuracy_vs_pi_figure, pi_by_group_figure, write_report
+from gess.report.html import accuracy_vs_scores_figure, pi_by_group_figure, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -17,10 +17,13 @@ def make_report(tmp_path):
     imgs = rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
     grid = save_grid({"stimulus": imgs, "cs": imgs[::-1]}, tmp_path / "grid.png")
     pi = rng.random(12)
-    figs = {"accuracy vs pi_c": accuracy_vs_pi_figure({"cs": (pi, pi + rng.normal(0, 0.1, 12))}, "pixcorr"),
+    figs = {"Do the reconstructions the model trusts score better?": accuracy_vs_scores_figure(
+                {"cs": (pi, rng.random(12), pi + rng.normal(0, 0.1, 12))}),
             "pi_c per sample": pi_by_group_figure(pi, np.array(["inside"] * 6 + ["outside"] * 6))}
     return write_report(tmp_path / "report.html", "test report", "dataset: x\n", {"cs": {"pixcorr": 0.5}}, "paper",
-                        grid, [["a", "inside", "0.9"]], figs, unavailable={"clip": "weights absent"})
+                        grid, [["a", "inside", "0.9", "0.7"]], figs, unavailable={"clip": "weights absent"},
+                        trust_sentences=["cs: rho of trust with accuracy +0.50 (p = 0.01, n = 12)"],
+                        right_digit={"cs": {"inside": 0.9, "outside": 0.5}}, pi_columns=["trust (cs)"])
 
 
 def test_report_is_self_contained(tmp_path):
@@ -29,6 +32,9 @@ def test_report_is_self_contained(tmp_path):
     for forbidden in ("http://", "https://", "src='/", 'src="/', "<link", "<script src"):
         assert forbidden not in text
     assert "paper protocol" in text and "clip: weights absent" in text
+    # every metric shown is defined, with the direction that is better
+    assert "<b>pixcorr</b> (&uarr; higher is better)" in text
+    assert "rho of trust with accuracy +0.50" in text and "90%" in text and "trust (cs)" in text
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")

@@ -25,6 +25,7 @@ class RunResult:
     summary: dict
     experiment: object | None = None     # gess.data.simulated.SimulatedExperiment for simulated runs
     stage_seconds: dict = field(default_factory=dict)
+    per_sample: dict = field(default_factory=dict)  # run name -> {"accuracy", "trust", "digit"} arrays over test_ids
 
 
 def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> dict:
@@ -83,11 +84,11 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
                                  "generator (only pixel priors are trained on the spot)", "nothing")
         else:
             # the generator knows the world (all images but the test stimuli), the decoder only the training side
-            images = experiment.generator_images() if experiment else dataset.train.images
+            images, known = experiment.generator_images() if experiment else (dataset.train.images, None)
             images = stages.with_extra_images(images, extra, dataset, cfg.generator.training.max_extra_images,
                                               cfg.generator.training.seed, console)
             generator = timer("train prior", lambda: main_first(shard, lambda: stages.cached_prior(
-                images, encoder, cfg.generator.training, console, progress=console is not None)))
+                images, encoder, cfg.generator.training, console, progress=console is not None, known_embeddings=known)))
 
     results, recon_dirs, unavailable = {}, {}, {}
     for seed in cfg.seeds:
@@ -108,6 +109,7 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
 
     if not shard.is_main:
         return {}
+    per_sample = timer("evaluate", lambda: _per_sample(dataset, test_ids, recon_dirs, encoder, experiment))
     summary = {"protocol": cfg.protocol, "methods": {k: r["metrics"] for k, r in results.items()},
                "unavailable": unavailable, "pi_c": dict(zip(map(str, test_ids), map(float, decoded.pi_c))),
                "seconds": time.time() - t0, "stage_seconds": timer.seconds}
@@ -118,13 +120,58 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
         if len(set(groups)) == 2:
             summary["pi_c_auroc_inside_vs_outside"] = float(roc_auc_score(groups == "inside", decoded.pi_c))
             summary["mean_pi_c"] = {g: float(decoded.pi_c[groups == g].mean()) for g in ("inside", "outside")}
+    summary.update(_trust_summary(per_sample, decoded.pi_c))
+    if any("digit" in p for p in per_sample.values()):
+        groups = experiment.group_of(test_ids) if experiment else np.array(["test"] * len(test_ids))
+        summary["right_digit"] = {name: {g: float(p["digit"][groups == g].mean()) for g in sorted(set(groups))}
+                                        | {"all": float(p["digit"].mean())} for name, p in per_sample.items()}
     from gess.io import write_json
 
     write_json(out / "metrics.json", summary)
-    result = RunResult(cfg, dataset, test_ids, decoded, results, recon_dirs, summary, experiment, timer.seconds)
+    result = RunResult(cfg, dataset, test_ids, decoded, results, recon_dirs, summary, experiment, timer.seconds,
+                       per_sample)
     stages.build_report(result, out)
     stages._log(console, f"report: {out / 'report.html'} ({time.time() - t0:.0f} s)")
     return summary
+
+
+def _per_sample(dataset, test_ids, recon_dirs: dict, encoder, experiment) -> dict:
+    """Per run name: all-pairs 2-way identification, the manifest's trust and, for digits, the digit read."""
+    from gess.data.images import load_image
+    from gess.evaluation.trustworthiness import identification_per_sample
+    from gess.io import read_json
+
+    test = dataset.test.averaged()
+    lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
+    truth = test.images[[lookup[s] for s in test_ids]]
+    truth_embeddings = stages.encode_images(encoder, truth)
+    reader = labels = None
+    if experiment is not None and str(experiment.pool_ids[0]).startswith("digit") and test.labels is not None:
+        from gess.evaluation.classification import sklearn_digits_reader
+
+        reader = sklearn_digits_reader(test_ids, truth.shape[1])  # every scikit-learn digit but the test stimuli
+        labels = test.labels[[lookup[s] for s in test_ids]]
+    out = {}
+    for name, directory in recon_dirs.items():
+        images = np.stack([load_image(Path(directory) / f"{s}.png") for s in test_ids])
+        manifest = {m["stimulus_id"]: m for m in read_json(Path(directory) / "manifest.json")}
+        entry = {"accuracy": identification_per_sample(truth_embeddings, stages.encode_images(encoder, images), truth),
+                 "trust": np.array([manifest[str(s)].get("trust") if manifest[str(s)].get("trust") is not None
+                                    else np.nan for s in test_ids], float)}
+        if reader is not None:
+            entry["digit"] = reader.predict(images) == labels
+        out[name] = entry
+    return out
+
+
+def _trust_summary(per_sample: dict, pi_c: np.ndarray) -> dict:
+    """Spearman's rho of pi_c and of trust with each method's per-sample accuracy."""
+    from gess.evaluation.trustworthiness import spearman
+
+    return {"trust_check": {name: {"pi_c": spearman(pi_c, p["accuracy"]), "trust": spearman(p["trust"], p["accuracy"]),
+                                   "mean_accuracy": float(np.nanmean(p["accuracy"]))}
+                            for name, p in per_sample.items()},
+            "trust": {name: [None if not np.isfinite(t) else float(t) for t in p["trust"]] for name, p in per_sample.items()}}
 
 
 DEMO_CONFIG = {

@@ -286,8 +286,12 @@ def with_extra_images(images: np.ndarray, extra: np.ndarray | str | Path | None,
 
 
 def train_prior(images: np.ndarray, out: str | Path, encoder: ImageEncoder, options=None, console=None,
-                progress: bool = True) -> Path:
-    """Train the pixel prior on ``images`` into ``out``; an up-to-date prior is kept, an interrupted one resumed."""
+                progress: bool = True, known_embeddings: np.ndarray | None = None) -> Path:
+    """Train the pixel prior on ``images`` into ``out``; an up-to-date prior is kept, an interrupted one resumed.
+
+    ``known_embeddings``, the encoder's embeddings of the first ``len(known_embeddings)``
+    images, spares encoding them again (the rest are encoded and cached).
+    """
     from gess.checkpoint import check_resumable
     from gess.generation.train import TrainOptions, resume_options, train_prior as train
 
@@ -303,9 +307,17 @@ def train_prior(images: np.ndarray, out: str | Path, encoder: ImageEncoder, opti
         check_resumable(out / "checkpoint", resume_options(options, len(images)))
     with exclusive_lock(out):
         _log(console, f"training a {options.image_size}px pixel prior on {len(images)} images for {options.steps} steps")
-        train(images, encode_images(encoder, images), out, encoder.spec(), options, progress=progress,
-              extra_config={"fingerprint": key})
+        train(images, _embeddings_of(encoder, images, known_embeddings), out, encoder.spec(), options,
+              progress=progress, extra_config={"fingerprint": key})
     return out
+
+
+def _embeddings_of(encoder: ImageEncoder, images: np.ndarray, known: np.ndarray | None) -> np.ndarray:
+    if known is None or len(known) == 0:
+        return encode_images(encoder, images)
+    if len(known) == len(images):
+        return np.asarray(known, np.float32)
+    return np.concatenate([np.asarray(known, np.float32), encode_images(encoder, images[len(known):])])
 
 
 def is_prior_directory(directory: Path) -> bool:
@@ -318,12 +330,13 @@ def is_prior_directory(directory: Path) -> bool:
         return False
 
 
-def cached_prior(images: np.ndarray, encoder: ImageEncoder, options, console=None, progress: bool = True) -> Path:
+def cached_prior(images: np.ndarray, encoder: ImageEncoder, options, console=None, progress: bool = True,
+                 known_embeddings: np.ndarray | None = None) -> Path:
     """A prior trained on ``images`` in the gess cache (shared by runs with the same images and options)."""
     from gess.cache import cache_dir
 
     key = fingerprint("prior", images, encoder.spec().to_dict(), {**options.to_dict(), "threads": None})
-    return train_prior(images, cache_dir() / "priors" / key, encoder, options, console, progress)
+    return train_prior(images, cache_dir() / "priors" / key, encoder, options, console, progress, known_embeddings)
 
 
 # ------------------------------------------------------------------ stage: reconstruct

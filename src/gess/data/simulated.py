@@ -138,11 +138,25 @@ class ImagePool:
             rng = np.random.default_rng(0)
             rows = np.concatenate([rng.choice(np.where(digits.target == k)[0], self.n_per_class, replace=False)
                                    for k in range(10)])
-            imgs = np.rint(digits.images[rows] / 16.0 * 255).astype(np.uint8)[..., None]
-            ids = np.array([f"digit{digits.target[r]}-{r:04d}" for r in rows])
-            return resize_images(imgs, self.image_size), ids, digits.target[rows]
+            return self._sklearn_digits(digits, rows)
         images, ids = load_image_folder(self.images, size=self.image_size)
         return images, ids, None
+
+    def world(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every image of the pool's source (all 1,797 scikit-learn digits; a folder's images): (images, ids)."""
+        if self.images == "sklearn-digits":
+            from sklearn.datasets import load_digits
+
+            digits = load_digits()
+            images, ids, _ = self._sklearn_digits(digits, np.arange(len(digits.target)))
+            return images, ids
+        images, ids, _ = self.load()
+        return images, ids
+
+    def _sklearn_digits(self, digits, rows: np.ndarray):
+        imgs = np.rint(digits.images[rows] / 16.0 * 255).astype(np.uint8)[..., None]
+        ids = np.array([f"digit{digits.target[r]}-{r:04d}" for r in rows])
+        return resize_images(imgs, self.image_size), ids, digits.target[rows]
 
 
 @dataclass
@@ -160,6 +174,9 @@ class SimulatedExperiment:
     split: object               # gess.split.GeneralizedSplit
     groups: dict
     unused_ids: list
+    world_images: np.ndarray | None = None   # every image of the pool's source
+    world_ids: np.ndarray | None = None
+    world_embeddings: np.ndarray | None = None
 
     def images_of(self, ids) -> np.ndarray:
         lookup = {s: i for i, s in enumerate(self.pool_ids)}
@@ -169,10 +186,14 @@ class SimulatedExperiment:
         """Pool images shown in no trial: they sample the semantic manifold (C_aug)."""
         return self.images_of(self.unused_ids) if self.unused_ids else None
 
-    def generator_images(self) -> np.ndarray:
-        """Every pool image but the test stimuli: what a generator may learn the world from."""
+    def generator_images(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every image of the source but the test stimuli, and their embeddings: what a generator may learn the world from."""
         test = set(self.dataset.test.stimulus_ids.tolist())
-        return self.pool_images[[i for i, s in enumerate(self.pool_ids) if s not in test]]
+        if self.world_images is None:
+            keep = [i for i, s in enumerate(self.pool_ids) if s not in test]
+            return self.pool_images[keep], self.embeddings[keep]
+        keep = [i for i, s in enumerate(self.world_ids) if s not in test]
+        return self.world_images[keep], self.world_embeddings[keep]
 
     def group_of(self, stimulus_ids) -> np.ndarray:
         return np.array([self.groups[s] for s in stimulus_ids])
@@ -189,7 +210,10 @@ def simulate_experiment(pool: ImagePool, model: SimulatedFMRIModel, embed, clust
     from gess.split import generalized_split
 
     images, ids, labels = pool.load()
-    emb = embed(images)
+    world_images, world_ids = pool.world()
+    world_emb = embed(world_images)  # the pool is a subset of its source: one encoding serves both
+    at = {s: i for i, s in enumerate(world_ids)}
+    emb = world_emb[[at[s] for s in ids]]
     split = generalized_split(emb, ids, clusters, split_method, seed=seed)
     rng = np.random.default_rng(seed)
     inside = rng.choice(split.train, min(inside_test, len(split.train) // 3), replace=False)
@@ -200,4 +224,5 @@ def simulate_experiment(pool: ImagePool, model: SimulatedFMRIModel, embed, clust
     ds = simulate_dataset(images, ids, emb, train, test, model, labels=labels, name="simulated")
     groups = {s: "inside" for s in inside} | {s: "outside" for s in outside}
     shown = set(train) | set(test)
-    return SimulatedExperiment(ds, images, ids, emb, split, groups, [i for i in ids if i not in shown])
+    return SimulatedExperiment(ds, images, ids, emb, split, groups, [i for i in ids if i not in shown], world_images,
+                               world_ids, world_emb)

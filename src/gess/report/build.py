@@ -9,7 +9,8 @@ import numpy as np
 import yaml
 
 from gess.report.figures import save_grid, save_split_figure
-from gess.report.html import accuracy_vs_pi_figure, figure_bytes, pi_by_group_figure, write_report
+from gess.evaluation.trustworthiness import describe
+from gess.report.html import accuracy_vs_scores_figure, pi_by_group_figure, write_report
 
 
 def build_report(run, out: Path) -> Path:
@@ -29,31 +30,46 @@ def build_report(run, out: Path) -> Path:
     columns = {"stimulus": resize_images(_rgb(test.images[[lookup[test_ids[i]] for i in rows]]), side)}
     for name, d in recon_dirs.items():
         columns[name] = resize_images(np.stack([load_image(Path(d) / f"{test_ids[i]}.png") for i in rows]), side)
-    grid = save_grid(columns, out / "grid.png", row_labels=[f"{groups[i]} pi_c {decoded.pi_c[i]:.2f}" for i in rows])
+    trust = {name: per["trust"] for name, per in run.per_sample.items()}
+    cell_labels = {name: [_trust_text(trust[name][i]) for i in rows] for name in recon_dirs if name in trust}
+    grid = save_grid(columns, out / "grid.png", cell_labels=cell_labels,
+                     row_labels=[f"{test_ids[i]}\n{groups[i]}, pi_c {decoded.pi_c[i]:.2f}" for i in rows])
     figures = {}
     if experiment:
         save_split_figure(experiment.embeddings, experiment.pool_ids, experiment.split, out / "split.png")
         figures["pi_c per test sample: inside vs outside the training semantics"] = pi_by_group_figure(decoded.pi_c, groups)
         figures["Generalized split of the image pool (2-D PCA of the embeddings)"] = (out / "split.png").read_bytes()
-    metric = "twoway_embedding" if all("twoway_embedding" in r["metrics"] for r in results.values()) else "pixcorr"
-    per = {}
-    for name, res in results.items():
-        if name in ("structure", "knn"):
-            continue
-        vals = {r["stimulus_id"]: r[metric] for r in res["per_sample"]}
-        per[name] = (decoded.pi_c, np.array([vals[s] for s in test_ids]))
-    if per:
-        figures[f"Per-sample {metric} against pi_c"] = accuracy_vs_pi_figure(per, metric)
+    check = summary.get("trust_check", {})
+    sentences = []
+    if run.per_sample:
+        generated = {k: v for k, v in run.per_sample.items() if k not in ("structure", "knn")} or run.per_sample
+        figures["Do the reconstructions the model trusts score better?"] = accuracy_vs_scores_figure(
+            {name: (decoded.pi_c, per["trust"], per["accuracy"]) for name, per in generated.items()})
+        for name in generated:
+            sentences.append(describe(name, "trust", check[name]["trust"]))
+            sentences.append(describe(name, "pi_c", check[name]["pi_c"]))
     stage_times = ", ".join(f"{name} {sec:.0f} s" for name, sec in run.stage_seconds.items())
     notes = [f"{dataset.summary()}.", f"Wall time {summary['seconds']:.0f} s ({stage_times})."]
     if "pi_c_auroc_inside_vs_outside" in summary:
         m = summary["mean_pi_c"]
         notes.append(f"pi_c separates test stimuli inside the training semantics from those outside: AUROC "
                      f"{summary['pi_c_auroc_inside_vs_outside']:.2f}, mean pi_c {m['inside']:.2f} inside vs {m['outside']:.2f} outside.")
-    pi_rows = [[str(s), str(g), f"{p:.3f}"] for s, g, p in sorted(zip(test_ids, groups, decoded.pi_c), key=lambda r: -r[2])]
+    names = list(trust)
+    pi_rows = [[str(test_ids[i]), str(groups[i]), f"{decoded.pi_c[i]:.3f}"] + [_trust_text(trust[n][i], "") for n in names]
+               for i in np.argsort(-decoded.pi_c)]
     config_text = yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), sort_keys=False)
     return write_report(out / "report.html", cfg.title, config_text, summary["methods"], summary["protocol"], grid,
-                        pi_rows, figures, notes, summary.get("unavailable"))
+                        pi_rows, figures, notes, summary.get("unavailable"), trust_sentences=sentences,
+                        right_digit=summary.get("right_digit"), pi_columns=[f"trust ({n})" for n in names],
+                        embedding_encoder=_embedding_encoder(results))
+
+
+def _trust_text(value, prefix: str = "trust ") -> str:
+    return f"{prefix}{value:.2f}" if value is not None and np.isfinite(value) else ""
+
+
+def _embedding_encoder(results: dict) -> str | None:
+    return next((r.get("embedding_encoder") for r in results.values() if r.get("embedding_encoder")), None)
 
 
 def _rgb(images: np.ndarray) -> np.ndarray:

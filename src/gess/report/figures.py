@@ -39,12 +39,18 @@ def save_split_figure(embeddings: np.ndarray, ids, split, path: str | Path) -> P
     return Path(path)
 
 
-def save_grid(columns: dict[str, np.ndarray], path: str | Path, row_labels: list[str] | None = None, cell: float = 0.9) -> Path:
-    """A grid of images: one column per named set (stimulus, structure, methods...), one row per sample."""
+def save_grid(columns: dict[str, np.ndarray], path: str | Path, row_labels: list[str] | None = None, cell: float = 0.9,
+              cell_labels: dict[str, list[str]] | None = None) -> Path:
+    """A grid of images: one column per named set (stimulus, structure, methods...), one row per sample.
+
+    ``cell_labels`` puts a caption under each image of the named columns (e.g. its trust score).
+    """
     plt = _pyplot()
     names = list(columns)
     n = len(next(iter(columns.values())))
-    fig, axes = plt.subplots(n, len(names), figsize=(cell * len(names) + 0.6, cell * n + 0.4), squeeze=False)
+    cell_labels = cell_labels or {}
+    height = cell + (0.18 if cell_labels else 0.0)
+    fig, axes = plt.subplots(n, len(names), figsize=(cell * len(names) + 1.0, height * n + 0.4), squeeze=False)
     for j, name in enumerate(names):
         for i in range(n):
             ax = axes[i, j]
@@ -57,7 +63,9 @@ def save_grid(columns: dict[str, np.ndarray], path: str | Path, row_labels: list
             if i == 0:
                 ax.set_title(name, fontsize=8)
             if j == 0 and row_labels:
-                ax.set_ylabel(row_labels[i], fontsize=7)
+                ax.set_ylabel(row_labels[i], fontsize=6.5)
+            if name in cell_labels:
+                ax.set_xlabel(cell_labels[name][i], fontsize=6.5, labelpad=1)
     fig.tight_layout(pad=0.2)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

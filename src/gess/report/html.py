@@ -23,21 +23,21 @@ def figure_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
-def accuracy_vs_pi_figure(per_method: dict[str, tuple[np.ndarray, np.ndarray]], metric: str) -> bytes:
-    """Scatter of a per-sample accuracy against pi_c, one colour per method, with Spearman's rho."""
-    from scipy.stats import spearmanr
-
+def accuracy_vs_scores_figure(per_method: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bytes:
+    """Per-sample accuracy against pi_c (left) and against trust (right), one colour per method, with rho."""
+    from gess.evaluation.trustworthiness import spearman
     from gess.report.figures import _pyplot
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name, (pi, acc) in per_method.items():
-        rho = spearmanr(pi, acc)[0] if len(pi) > 2 else float("nan")
-        ax.scatter(pi, acc, s=14, alpha=0.75, label=f"{name} (rho {rho:.2f})")
-    ax.set_xlabel("pi_c (semantic confidence)")
-    ax.set_ylabel(metric)
-    ax.set_title("Do the reconstructions the model trusts score better?")
-    ax.legend(frameon=False, fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), sharey=True)
+    for ax, (k, label) in zip(axes, ((0, "pi_c (semantic confidence, the gate)"), (1, "trust (brain consistency)"))):
+        for name, values in per_method.items():
+            score, acc = np.asarray(values[k], float), np.asarray(values[2], float)
+            stats = spearman(score, acc)
+            ax.scatter(score, acc, s=14, alpha=0.75, label=f"{name} (rho {stats['rho']:.2f}, p {stats['p']:.2g})")
+        ax.set_xlabel(label)
+        ax.legend(frameon=False, fontsize=7)
+    axes[0].set_ylabel("accuracy: 2-way identification among the test set")
     fig.tight_layout()
     data = figure_bytes(fig)
     plt.close(fig)
@@ -75,8 +75,8 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+def _table(rows: list[list[str]], header: list[str], suffix: dict[str, str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}{(suffix or {}).get(h, '')}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -90,27 +90,72 @@ pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}.note{color:
 """
 
 
+METRIC_DEFINITIONS = {
+    "pixcorr": ("higher", "Pearson correlation of the pixels of reconstruction and stimulus (1 = identical)"),
+    "ssim": ("higher", "structural similarity of reconstruction and stimulus, grey (1 = identical)"),
+    "twoway_rmse": ("higher", "2-way identification by pixel RMSE: the share of random draws of another test stimulus "
+                    "in which the reconstruction is closer to its own stimulus (0.5 = chance, 1 = always)"),
+    "twoway_sam": ("higher", "2-way identification as above, by the spectral angle (SAM) between the flattened "
+                   "pixel vectors"),
+    "twoway_embedding": ("higher", "2-way identification as above, by the cosine distance of image embeddings "
+                         "({encoder})"),
+    "alexnet2": ("higher", "all-pairs 2-way identification on AlexNet layer-2 features"),
+    "alexnet5": ("higher", "all-pairs 2-way identification on AlexNet layer-5 features"),
+    "inception": ("higher", "all-pairs 2-way identification on Inception-v3 features"),
+    "clip": ("higher", "all-pairs 2-way identification on CLIP ViT-L/14 image embeddings"),
+    "effnet": ("lower", "correlation distance of EfficientNet-B1 features (0 = identical)"),
+    "swav": ("lower", "correlation distance of SwAV ResNet-50 features (0 = identical)"),
+}
+
+
+def metric_definitions(names, embedding_encoder: str | None = None) -> str:
+    """An HTML list defining each metric shown and the direction that is better."""
+    items = []
+    for name in names:
+        better, text = METRIC_DEFINITIONS.get(name, ("higher", ""))
+        arrow = "&uarr; higher is better" if better == "higher" else "&darr; lower is better"
+        items.append(f"<li><b>{html.escape(name)}</b> ({arrow}): "
+                     f"{html.escape(text.format(encoder=embedding_encoder or 'the run encoder'))}</li>")
+    return f"<ul class='note'>{''.join(items)}</ul>"
+
+
 def write_report(path: str | Path, title: str, config_text: str, metrics: dict[str, dict], protocol: str,
                  grid_png: bytes | str | Path | None = None, pi_rows: list[list[str]] | None = None,
                  figures: dict[str, bytes] | None = None, notes: list[str] | None = None,
-                 unavailable: dict[str, str] | None = None) -> Path:
-    """Write ``report.html``: config and versions, metrics per method, grids, pi_c and figures."""
+                 unavailable: dict[str, str] | None = None, trust_sentences: list[str] | None = None,
+                 right_digit: dict[str, dict] | None = None, pi_columns: list[str] | None = None,
+                 embedding_encoder: str | None = None) -> Path:
+    """Write ``report.html``: metrics (defined) per method, the grid, the digits read, trust and pi_c, config."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     for n in notes or []:
         parts.append(f"<p class='note'>{html.escape(n)}</p>")
     if metrics:
         names = sorted({k for m in metrics.values() for k in m})
         rows = [[html.escape(method)] + [f"{m[k]:.3f}" if k in m else "" for k in names] for method, m in metrics.items()]
-        parts.append(f"<h2>Metrics ({html.escape(protocol)} protocol)</h2>" + _table(rows, ["method"] + names))
+        arrows = {k: (" &darr;" if METRIC_DEFINITIONS.get(k, ("higher",))[0] == "lower" else " &uarr;") for k in names}
+        parts.append(f"<h2>Metrics ({html.escape(protocol)} protocol)</h2>"
+                     + _table(rows, ["method"] + names, {k: arrows[k] for k in names})
+                     + metric_definitions(names, embedding_encoder))
+    if right_digit:
+        groups = list(next(iter(right_digit.values())))
+        rows = [[html.escape(m)] + [f"{100 * r[g]:.0f}%" for g in groups] for m, r in right_digit.items()]
+        parts.append("<h2>Right digit</h2><p class='note'>Share of reconstructions that a digit classifier (logistic "
+                     "regression trained on every scikit-learn digit except the test stimuli) reads as the "
+                     "stimulus's digit, per group of test stimuli.</p>" + _table(rows, ["method"] + groups))
     if unavailable:
         parts.append("<p class='note'>Unavailable: " + "; ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in unavailable.items()) + "</p>")
     if grid_png is not None:
         uri = png_data_uri(grid_png)
         parts.append(f"<h2>Reconstructions</h2><img alt='stimulus and reconstructions per method' src='{uri}'>")
+        parts.append("<p class='note'>Rows: stimulus id, its group and pi_c. Under each reconstruction: its trust, "
+                     "the share of training trials whose recorded response the reconstruction's predicted response "
+                     "matches worse than its own trial's (0.5 = chance, 1 = best; no ground truth used).</p>")
     for caption, data in (figures or {}).items():
         parts.append(f"<h2>{html.escape(caption)}</h2><img alt='{html.escape(caption)}' src='{png_data_uri(data)}'>")
+        if caption.startswith("Do the reconstructions") and trust_sentences:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in trust_sentences) + "</ul>")
     if pi_rows:
-        parts.append("<h2>Per-sample semantic confidence</h2>" + _table(pi_rows, ["stimulus", "group", "pi_c"]))
+        parts.append("<h2>Per-sample pi_c and trust</h2>" + _table(pi_rows, ["stimulus", "group", "pi_c"] + (pi_columns or [])))
     versions = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in software_versions().items())
     parts.append(f"<h2>Configuration</h2><pre>{html.escape(config_text)}</pre><h2>Software</h2><table>{versions}</table>")
     doc = f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
