@@ -7,7 +7,8 @@ import pytest
 from conftest import DIGIT69, SHARED, needs, write_mat
 from test_cli_errors import assert_one_line_error, run_cli
 
-from gess.data.extra import check_no_test_stimuli, load_extra_images, match_images, near_copies, subset
+from gess.data.extra import (check_no_test_stimuli, load_extra_images, match_images, near_copies, subset,
+                             without_copies)
 from gess.errors import GessInputError
 
 
@@ -58,6 +59,13 @@ def test_near_copies_find_exact_and_resized_copies_only():
     pool = np.concatenate([others, match_images(refs[1:2], 16, 3), resized])
     found = {(i, j) for i, j, _ in near_copies(pool, refs)}
     assert found == {(50, 1), (51, 2)}
+
+
+def test_without_copies_drops_a_held_out_folds_stimuli():
+    rng = np.random.default_rng(3)
+    pool = rng.integers(0, 256, (10, 8, 8, 1)).astype(np.uint8)
+    kept = without_copies(pool, pool[[2, 7]])
+    assert len(kept) == 8 and not near_copies(kept, pool[[2, 7]])
 
 
 def test_check_no_test_stimuli_names_the_stimulus(tmp_path):

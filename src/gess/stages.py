@@ -586,20 +586,32 @@ def held_out_fold_outputs(decoder: GESSDecoder, train: Split, folds: int = 5, se
 
     encoder = decoder_encoder(decoder)
     space = StructuralSpace.from_config(decoder.structure_space_ or {"size": 64}, autoencoder)
+    extra_pool = None
+    if decoder.structural_decoder == "self-supervised":
+        from gess.data.extra import load_extra_images
+
+        extra_images = extra_images if extra_images is not None else (
+            decoder.metadata_.get("self_supervised_data", {}).get("extra_images"))
+        extra_pool = load_extra_images(extra_images) if isinstance(extra_images, (str, Path)) else extra_images
     outputs = []
     n = len(train.stimulus_ids)
     for held in np.array_split(np.random.default_rng(seed).permutation(n), min(folds, n)):
         keep = np.setdiff1d(np.arange(n), held)
         fitting, heldout = train.subset(train.stimulus_ids[keep]), train.subset(train.stimulus_ids[held])
         fold = Dataset(fitting, heldout, name="training fold")
-        if extra_images is None and decoder.structural_decoder == "self-supervised":
-            extra_images = decoder.metadata_.get("self_supervised_data", {}).get("extra_images")
-        model = fit(fold, encoder, space=space, extra_images=extra_images, **decoder.get_params())
+        model = fit(fold, encoder, space=space, extra_images=_fold_extra(extra_pool, heldout), **decoder.get_params())
         d, ids = decode(model, fold)
         lookup = {s: i for i, s in enumerate(heldout.stimulus_ids)}
         outputs.append({"c_prime": d.c_prime, "c": d.c, "s": d.s, "pi_c": d.pi_c, "stimulus_ids": ids,
                         "target": heldout.images[[lookup[s] for s in ids]]})
     return outputs
+
+
+def _fold_extra(pool: np.ndarray | None, heldout: Split) -> np.ndarray | None:
+    """The extra images less the held-out fold's stimuli (a training stimulus may be among them, e.g. in MNIST)."""
+    from gess.data.extra import without_copies
+
+    return None if pool is None else without_copies(pool, heldout.images)
 
 
 def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, method: str, sampling, cs, console=None):

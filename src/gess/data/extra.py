@@ -91,6 +91,12 @@ def check_no_test_stimuli(extra: np.ndarray, test_images: np.ndarray, test_ids, 
                              f"test stimulus {test_ids[ref]} (correlation {corr:.3f})")
 
 
+def without_copies(images: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """``images`` less every near copy of a reference (a held-out fold's stimuli, for validation)."""
+    drop = {i for i, _, _ in near_copies(images, references)}
+    return images if not drop else images[[i for i in range(len(images)) if i not in drop]]
+
+
 def subset(images: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
     """At most ``limit`` of ``images``: a seeded random choice, in their original order."""
     if limit is None or len(images) <= limit:

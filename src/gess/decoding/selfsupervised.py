@@ -47,11 +47,11 @@ def _help(text: str) -> dict:
 class SelfSupervisedOptions:
     """Training of the self-supervised M_s (``gess fit --ss-*``, ``decoder: {self_supervised: ...}`` in a run config)."""
 
-    steps: int = field(default=2000, metadata=_help("optimisation steps of the decoder D"))
-    encoder_steps: int = field(default=800, metadata=_help("optimisation steps of the encoder E (image -> voxels)"))
+    steps: int = field(default=800, metadata=_help("optimisation steps of the decoder D"))
+    encoder_steps: int = field(default=300, metadata=_help("optimisation steps of the encoder E (image -> voxels)"))
     batch_size: int = field(default=32, metadata=_help("samples per step, per loss"))
     learning_rate: float = field(default=1e-3, metadata=_help("Adam learning rate (cosine decay)"))
-    width: int = field(default=32, metadata=_help("channels of the first convolution (doubled once)"))
+    width: int = field(default=16, metadata=_help("channels of the first convolution (doubled once)"))
     weight_decay: float = field(default=1e-4, metadata=_help("L2 penalty of both networks"))
     image_cycle: float = field(default=1.0, metadata=_help("weight of image -> voxels -> image on extra images"))
     fmri_cycle: float = field(default=0.1, metadata=_help("weight of voxels -> image -> voxels on fMRI without images"))

@@ -1,0 +1,53 @@
+"""The trust score (brain consistency) and the checks of a score against per-sample accuracy."""
+from __future__ import annotations
+
+import numpy as np
+
+from gess.decoding.trust import BrainConsistency
+from gess.evaluation.trustworthiness import describe, identification_per_sample, spearman
+
+
+def _encoding_world(seed=0, n=120, d=12, v=80, noise=1.0):
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=(d, v))
+    embeddings = rng.normal(size=(n, d)).astype(np.float32)
+    voxels = (embeddings @ weights + noise * rng.normal(size=(n, v)) * np.sqrt(d)).astype(np.float32)
+    return rng, weights, embeddings, voxels
+
+
+def test_true_images_are_trusted_and_unrelated_ones_are_not():
+    rng, weights, embeddings, voxels = _encoding_world()
+    model = BrainConsistency(n_voxels=40).fit(voxels[:100], embeddings[:100])
+    assert len(model.voxels_) <= 40 and (model.voxel_r_ > 0).all()
+    own = model.score(embeddings[100:], voxels[100:])
+    other = model.score(rng.normal(size=(20, 12)).astype(np.float32), voxels[100:])
+    assert own.min() >= 0 and own.max() <= 1
+    assert own.mean() > 0.85 and abs(other.mean() - 0.5) < 0.2
+
+
+def test_trust_follows_how_much_signal_a_trial_carries():
+    rng, weights, embeddings, voxels = _encoding_world(noise=0.5, n=200)
+    model = BrainConsistency().fit(voxels[:100], embeddings[:100])
+    test = embeddings[100:] @ weights
+    noisy = test + rng.normal(size=test.shape) * np.linspace(0.1, 5, len(test))[:, None] * np.sqrt(12)
+    trust = model.score(embeddings[100:], noisy.astype(np.float32))
+    assert spearman(-np.arange(len(test)), trust)["rho"] > 0.6
+
+
+def test_state_round_trip():
+    _, _, embeddings, voxels = _encoding_world()
+    model = BrainConsistency().fit(voxels[:100], embeddings[:100])
+    again = BrainConsistency(**model.config()).load_state(model.state())
+    np.testing.assert_array_equal(again.score(embeddings[100:], voxels[100:]), model.score(embeddings[100:], voxels[100:]))
+
+
+def test_identification_per_sample_and_sentences():
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=(10, 6))
+    accuracy = identification_per_sample(truth, truth + 0.01 * rng.normal(size=truth.shape))
+    assert np.allclose(accuracy, 1.0)
+    stats = spearman(np.arange(10), np.arange(10) + 0.0)
+    assert stats["rho"] > 0.999 and stats["p"] < 0.01
+    assert "significant" in describe("cs", "trust", stats)
+    assert "no significant relation" in describe("cs", "pi_c", spearman(np.arange(10), rng.permutation(10)))
+    assert "undefined" in describe("cs", "trust", spearman(np.ones(10), np.arange(10)))
