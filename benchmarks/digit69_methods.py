@@ -70,6 +70,9 @@ def main():
     ap.add_argument("--mnist", default="../shared/data/mnist/mnist_minus_digit69_test.npz", help="the digit reader's training set")
     ap.add_argument("--ss", default="{}", help="self-supervised M_s options as JSON")
     ap.add_argument("--no-test-fmri", action="store_true", help="leave the test fMRI out of the fMRI cycle")
+    ap.add_argument("--generator-structure", choices=["folds", "ridge", "self-supervised"], default="folds",
+                    help="which M_s feeds the generator: chosen on held-out training folds (5 more self-supervised "
+                         "fits), or named")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--tune", action="store_true")
     ap.add_argument("--guidance-scale", type=float, default=1.0)
@@ -92,15 +95,17 @@ def main():
     models["self-supervised"] = stages.fit(ds, encoder, space=space, extra_images=args.extra_images,
                                            structural_decoder="self-supervised", self_supervised=ss_options, progress=True)
     ss_seconds = time.time() - clock
-    print(f"self-supervised M_s fitted in {ss_seconds:.0f} s; last losses {models['self-supervised'].structural_.losses_}")
+    print(f"self-supervised M_s fitted in {ss_seconds:.0f} s; last losses {models['self-supervised'].structural_.losses_}",
+          flush=True)
 
     # which M_s feeds the generator: chosen on held-out folds of the training stimuli
-    folds = {name: stages.held_out_fold_outputs(m, ds.train, folds=5, extra_images=args.extra_images)
-             for name, m in models.items()}
+    names = list(models) if args.generator_structure == "folds" else [args.generator_structure]
+    folds = {name: stages.held_out_fold_outputs(models[name], ds.train, folds=5, extra_images=args.extra_images)
+             for name in names}
     fold_scores = {name: fold_structure_score(f) for name, f in folds.items()}
     chosen = max(fold_scores, key=fold_scores.get)
     print("M_s on held-out training folds (pixel correlation):",
-          ", ".join(f"{k} {v:.3f}" for k, v in fold_scores.items()), f"-> the generator uses {chosen}")
+          ", ".join(f"{k} {v:.3f}" for k, v in fold_scores.items()), f"-> the generator uses {chosen}", flush=True)
     model = models[chosen]
     dec, ids = stages.decode(model, ds)
 
