@@ -165,3 +165,15 @@ def test_cli_extra_images_with_a_ridge_ms_is_refused(tmp_path, capsys):
     np.savez(tmp_path / "extra.npz", images=np.zeros((3, 8, 8), np.uint8))
     code, err = run_cli(["fit", "--data", data, "--out", tmp_path / "m", "--extra-images", tmp_path / "extra.npz"], capsys)
     assert_one_line_error(code, err, "--extra-images", "self-supervised")
+
+
+def test_cli_fit_refuses_extra_images_holding_a_test_stimulus(tmp_path, capsys):
+    data = tmp_path / "x.mat"
+    _, test_images = write_mat(data, n_train=10, side=8)
+    pool = np.random.default_rng(4).integers(0, 256, (12, 8, 8)).astype(np.uint8)
+    np.savez(tmp_path / "bad.npz", images=np.concatenate([pool, test_images[2:3]]))
+    code, err = run_cli(_fit_args(data, tmp_path / "m", "--extra-images", tmp_path / "bad.npz"), capsys)
+    assert code == 2 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert "bad.npz" in last and "test stimulus test-0002" in last, last
+    assert not (tmp_path / "m" / "config.json").exists()

@@ -147,6 +147,11 @@ def build(target, data, source=None, where: str = ""):
                              exc.expected, exc.got) from None
 
 
+def described(text: str) -> dict:
+    """A dataclass field's metadata with its help text (read by the generated flags and docs)."""
+    return {"help": text}
+
+
 def to_dict(options) -> dict:
     """A dataclass as a plain JSON-ready mapping (tuples as lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}

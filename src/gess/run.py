@@ -109,7 +109,8 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
 
     if not shard.is_main:
         return {}
-    per_sample = timer("evaluate", lambda: _per_sample(dataset, test_ids, recon_dirs, encoder, experiment))
+    digits = experiment is not None and cfg.simulation()[0].images == "sklearn-digits"
+    per_sample = timer("evaluate", lambda: _per_sample(dataset, test_ids, recon_dirs, encoder, digits))
     summary = {"protocol": cfg.protocol, "methods": {k: r["metrics"] for k, r in results.items()},
                "unavailable": unavailable, "pi_c": dict(zip(map(str, test_ids), map(float, decoded.pi_c))),
                "seconds": time.time() - t0, "stage_seconds": timer.seconds}
@@ -135,8 +136,8 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
     return summary
 
 
-def _per_sample(dataset, test_ids, recon_dirs: dict, encoder, experiment) -> dict:
-    """Per run name: all-pairs 2-way identification, the manifest's trust and, for digits, the digit read."""
+def _per_sample(dataset, test_ids, recon_dirs: dict, encoder, sklearn_digits: bool) -> dict:
+    """Per run name: all-pairs 2-way identification, the manifest's trust and, for scikit-learn's digits, the digit read."""
     from gess.data.images import load_image
     from gess.evaluation.trustworthiness import identification_per_sample
     from gess.io import read_json
@@ -146,7 +147,7 @@ def _per_sample(dataset, test_ids, recon_dirs: dict, encoder, experiment) -> dic
     truth = test.images[[lookup[s] for s in test_ids]]
     truth_embeddings = stages.encode_images(encoder, truth)
     reader = labels = None
-    if experiment is not None and str(experiment.pool_ids[0]).startswith("digit") and test.labels is not None:
+    if sklearn_digits and test.labels is not None:
         from gess.evaluation.classification import sklearn_digits_reader
 
         reader = sklearn_digits_reader(test_ids, truth.shape[1])  # every scikit-learn digit but the test stimuli

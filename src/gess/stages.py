@@ -215,9 +215,10 @@ def fit_decoders(dataset: Dataset, out: str | Path, encoder: ImageEncoder, decod
     self_supervised = params["structural_decoder"] == "self-supervised"
     extra = extra_images
     if self_supervised and isinstance(extra_images, (str, Path)):
-        from gess.data.extra import load_extra_images
+        from gess.data.extra import check_no_test_stimuli, load_extra_images
 
-        extra = load_extra_images(extra_images)
+        extra = load_extra_images(extra_images)  # read once; refused here, naming the file, before any work
+        check_no_test_stimuli(extra, dataset.test.images, dataset.test.stimulus_ids, extra_images)
     key = fingerprint("decoders", dataset.train.fmri, dataset.train.trial_ids, dataset.train.images,
                       dataset.train.stimulus_ids, encoder.spec().to_dict(), structure.to_dict(), params,
                       augment_images if augment_images is not None else None,

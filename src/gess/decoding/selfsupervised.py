@@ -36,31 +36,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from gess.errors import GessInputError
-from gess.options import to_dict
+from gess.options import described, to_dict
 
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass
 class SelfSupervisedOptions:
     """Training of the self-supervised M_s (``gess fit --ss-*``, ``decoder: {self_supervised: ...}`` in a run config)."""
 
-    steps: int = field(default=800, metadata=_help("optimisation steps of the decoder D"))
-    encoder_steps: int = field(default=300, metadata=_help("optimisation steps of the encoder E (image -> voxels)"))
-    batch_size: int = field(default=32, metadata=_help("samples per step, per loss"))
-    learning_rate: float = field(default=1e-3, metadata=_help("Adam learning rate (cosine decay)"))
-    width: int = field(default=16, metadata=_help("channels of the first convolution (doubled once)"))
-    weight_decay: float = field(default=1e-4, metadata=_help("L2 penalty of both networks"))
-    image_cycle: float = field(default=1.0, metadata=_help("weight of image -> voxels -> image on extra images"))
-    fmri_cycle: float = field(default=0.1, metadata=_help("weight of voxels -> image -> voxels on fMRI without images"))
-    unpaired_fmri: Literal["test", "none"] = field(default="test", metadata=_help(
+    steps: int = field(default=800, metadata=described("optimisation steps of the decoder D"))
+    encoder_steps: int = field(default=300, metadata=described("optimisation steps of the encoder E (image -> voxels)"))
+    batch_size: int = field(default=32, metadata=described("samples per step, per loss"))
+    learning_rate: float = field(default=1e-3, metadata=described("Adam learning rate (cosine decay)"))
+    width: int = field(default=16, metadata=described("channels of the first convolution (doubled once)"))
+    weight_decay: float = field(default=1e-4, metadata=described("L2 penalty of both networks"))
+    image_cycle: float = field(default=1.0, metadata=described("weight of image -> voxels -> image on extra images"))
+    fmri_cycle: float = field(default=0.1, metadata=described("weight of voxels -> image -> voxels on fMRI without images"))
+    unpaired_fmri: Literal["test", "none"] = field(default="test", metadata=described(
         "fMRI without images for the fMRI cycle: the test fMRI (as Beliy et al.), or none"))
-    train_readout: bool = field(default=False, metadata=_help("also train D's voxel-to-pixel layer (starts at the ridge)"))
-    max_extra_images: int | None = field(default=20000, metadata=_help("at most this many extra images (a seeded subset)"))
-    checkpoint_every: int = field(default=500, metadata=_help("steps between resumable checkpoints"))
-    seed: int = field(default=0, metadata=_help("random seed of initialisation and batches"))
+    train_readout: bool = field(default=False, metadata=described("also train D's voxel-to-pixel layer (starts at the ridge)"))
+    max_extra_images: int | None = field(default=20000, metadata=described("at most this many extra images (a seeded subset)"))
+    checkpoint_every: int = field(default=500, metadata=described("steps between resumable checkpoints"))
+    seed: int = field(default=0, metadata=described("random seed of initialisation and batches"))
 
     def __post_init__(self) -> None:
         for name in ("steps", "encoder_steps", "batch_size", "width", "checkpoint_every"):

@@ -23,35 +23,32 @@ from gess.generation.backends import SCHEDULER_NAME, default_scheduler
 from gess.generation.backends.pixel import PixelAutoencoder, PixelPrior, embedding_statistics
 from gess.checkpoint import check_resumable, deferred_interrupts, load_checkpoint, save_checkpoint
 from gess.io import write_json
-from gess.options import to_dict
+from gess.options import described, to_dict
 from gess.progress import progress_bar
 
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass
 class TrainOptions:
     """Training of the pixel prior."""
 
-    steps: int = field(default=1200, metadata=_help("optimisation steps"))
-    batch_size: int = field(default=32, metadata=_help("images per step"))
-    learning_rate: float = field(default=1e-3, metadata=_help("AdamW learning rate (cosine decay)"))
-    image_size: int = field(default=32, metadata=_help("side of the prior's pixel space"))
-    block_out_channels: tuple[int, ...] = field(default=(32, 64, 64), metadata=_help("UNet widths, one per level"))
-    layers_per_block: int = field(default=1, metadata=_help("ResNet layers per UNet level"))
-    cond_dropout: float = field(default=0.1, metadata=_help("share of unconditional samples (classifier-free guidance)"))
-    ema_decay: float = field(default=0.995, metadata=_help("EMA of the weights that is saved"))
-    augment: bool = field(default=True, metadata=_help("shifts, rotations and elastic jitter"))
-    max_shift: float = field(default=0.06, metadata=_help("augmentation shift, share of the side"))
-    max_rotation: float = field(default=10.0, metadata=_help("augmentation rotation, degrees"))
-    elastic: float = field(default=0.03, metadata=_help("elastic displacement, share of the side"))
-    checkpoint_every: int = field(default=200, metadata=_help("steps between resumable checkpoints"))
-    seed: int = field(default=0, metadata=_help("random seed of initialisation and batches"))
-    max_extra_images: int | None = field(default=10000, metadata=_help(
+    steps: int = field(default=1200, metadata=described("optimisation steps"))
+    batch_size: int = field(default=32, metadata=described("images per step"))
+    learning_rate: float = field(default=1e-3, metadata=described("AdamW learning rate (cosine decay)"))
+    image_size: int = field(default=32, metadata=described("side of the prior's pixel space"))
+    block_out_channels: tuple[int, ...] = field(default=(32, 64, 64), metadata=described("UNet widths, one per level"))
+    layers_per_block: int = field(default=1, metadata=described("ResNet layers per UNet level"))
+    cond_dropout: float = field(default=0.1, metadata=described("share of unconditional samples (classifier-free guidance)"))
+    ema_decay: float = field(default=0.995, metadata=described("EMA of the weights that is saved"))
+    augment: bool = field(default=True, metadata=described("shifts, rotations and elastic jitter"))
+    max_shift: float = field(default=0.06, metadata=described("augmentation shift, share of the side"))
+    max_rotation: float = field(default=10.0, metadata=described("augmentation rotation, degrees"))
+    elastic: float = field(default=0.03, metadata=described("elastic displacement, share of the side"))
+    checkpoint_every: int = field(default=200, metadata=described("steps between resumable checkpoints"))
+    seed: int = field(default=0, metadata=described("random seed of initialisation and batches"))
+    max_extra_images: int | None = field(default=10000, metadata=described(
         "at most this many extra images (a seeded random subset; encoding one costs ~30 ms on a CPU core pair)"))
-    threads: int | None = field(default=None, metadata=_help("torch CPU threads (null: torch's default)"))
+    threads: int | None = field(default=None, metadata=described("torch CPU threads (null: torch's default)"))
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "image_size", "layers_per_block", "checkpoint_every"):
