@@ -60,11 +60,12 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
                              f"{len(dataset.test.stimulus_ids)} test images")
     else:
         dataset = timer("data", lambda: load_dataset(cfg.dataset.path, cfg.dataset.format, **cfg.dataset.options))
-    if cfg.dataset.extra_images:  # refused before any work when it holds a test stimulus
+    extra_pool = None
+    if cfg.dataset.extra_images:  # read once, and refused before any work when it holds a test stimulus
         from gess.data.extra import check_no_test_stimuli, load_extra_images
 
-        check_no_test_stimuli(load_extra_images(cfg.dataset.extra_images), dataset.test.images,
-                              dataset.test.stimulus_ids, cfg.dataset.extra_images)
+        extra_pool = load_extra_images(cfg.dataset.extra_images)
+        check_no_test_stimuli(extra_pool, dataset.test.images, dataset.test.stimulus_ids, cfg.dataset.extra_images)
     stages._log(console, dataset.summary())
 
     decoder_options = {"device": cfg.device, **cfg.decoder}
@@ -85,8 +86,8 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
         else:
             # the generator knows the world (all images but the test stimuli), the decoder only the training side
             images, known = experiment.generator_images() if experiment else (dataset.train.images, None)
-            images = stages.with_extra_images(images, extra, dataset, cfg.generator.training.max_extra_images,
-                                              cfg.generator.training.seed, console)
+            images = stages.with_extra_images(images, extra_pool, None, cfg.generator.training.max_extra_images,
+                                              cfg.generator.training.seed, console)  # checked above
             generator = timer("train prior", lambda: main_first(shard, lambda: stages.cached_prior(
                 images, encoder, cfg.generator.training, console, progress=console is not None, known_embeddings=known)))
 
