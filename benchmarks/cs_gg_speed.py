@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from gess.encoders import get_encoder
-from gess.generation import CSOptions, GGOptions, SamplingOptions, reconstruct
+from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
 from gess.generation.backends.pixel import PixelBackend, PixelPrior
 
 
@@ -41,11 +41,11 @@ def main():
         "gg (default)": dict(method="gg", gg_options=GGOptions(), encoder=encoder),
     }
     times = {k: [] for k in runs}
-    reconstruct(backend, c[:2], c[:2], s[:2], pi[:2], "semantic", SamplingOptions(steps=2))  # warm-up
+    generate_images(backend, c[:2], c[:2], s[:2], pi[:2], "semantic", SamplingOptions(steps=2))  # warm-up
     for _ in range(args.repeats):  # interleaved, so drift hits every method alike
         for name, kw in runs.items():
             t = time.perf_counter()
-            reconstruct(backend, c, c, s, pi, sampling=SamplingOptions(steps=args.steps, batch_size=args.n), **kw)
+            generate_images(backend, c, c, s, pi, sampling=SamplingOptions(steps=args.steps, batch_size=args.n), **kw)
             times[name].append(time.perf_counter() - t)
     base = np.median(times["plain (semantic)"])
     print(f"{args.n} images x {args.steps} steps, batch {args.n}, {torch.get_num_threads()} threads, median of {args.repeats}")

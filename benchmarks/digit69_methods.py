@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from gess import stages
+from gess.folds import held_out_fold_outputs
 from gess.data import load_mat
 from gess.data.images import resize_images
 from gess.decoding import StructuralSpace
@@ -32,7 +33,7 @@ from gess.encoders import get_encoder
 from gess.evaluation.classification import mnist_reader
 from gess.evaluation.identification import paired_correlation
 from gess.evaluation.metrics import ssim as suite_ssim
-from gess.generation import CSOptions, GGOptions, SamplingOptions, reconstruct
+from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
 from gess.generation.backends.pixel import PixelBackend
 from gess.generation.tuning import tune_cs
 from gess.report.figures import save_grid
@@ -100,7 +101,7 @@ def main():
 
     # which M_s feeds the generator: chosen on held-out folds of the training stimuli
     names = list(models) if args.generator_structure == "folds" else [args.generator_structure]
-    folds = {name: stages.held_out_fold_outputs(models[name], ds.train, folds=5, extra_images=args.extra_images)
+    folds = {name: held_out_fold_outputs(models[name], ds.train, folds=5, extra_images=args.extra_images)
              for name in names}
     fold_scores = {name: fold_structure_score(f) for name, f in folds.items()}
     chosen = max(fold_scores, key=fold_scores.get)
@@ -143,7 +144,7 @@ def main():
         enc = encoder if method == "gg" else None
         per_seed[method] = []
         for seed in args.seeds:
-            imgs = reconstruct(backend, dec.c_prime, dec.c, dec.s, dec.pi_c, method, sampling,
+            imgs = generate_images(backend, dec.c_prime, dec.c, dec.s, dec.pi_c, method, sampling,
                                seed=seed * 1000, cs_options=cs, gg_options=GGOptions(), encoder=enc)
             imgs = resize_images(imgs, 28)
             per_seed[method].append(measure(imgs))

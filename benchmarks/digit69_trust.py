@@ -36,7 +36,7 @@ from gess.decoding.structural import StructuralSpace
 from gess.encoders import get_encoder
 from gess.evaluation.classification import mnist_reader
 from gess.evaluation.trustworthiness import identification_per_sample, spearman
-from gess.generation import CSOptions, SamplingOptions, reconstruct
+from gess.generation import CSOptions, SamplingOptions, generate_images
 from gess.generation.backends.pixel import PixelBackend
 
 DIGIT = {1: 6, 2: 9}
@@ -57,10 +57,10 @@ def reconstructions(model, dataset, backend, methods, sampling, cs, seed=0):
     decoded, ids = stages.decode(model, dataset)
     out = {"structure": as_uint8(decoded.s)}
     for method in methods:
-        out[method] = reconstruct(backend, decoded.c_prime, decoded.c, decoded.s, decoded.pi_c, method, sampling,
+        out[method] = generate_images(backend, decoded.c_prime, decoded.c, decoded.s, decoded.pi_c, method, sampling,
                                   seed=seed, cs_options=cs, progress=False)
     fmri = stages.test_fmri(dataset)
-    trust = {name: np.array(stages._trust_of(model, imgs, fmri)) for name, imgs in out.items()}
+    trust = {name: np.array(stages.trust_scores(model, imgs, fmri)) for name, imgs in out.items()}
     return decoded, ids, out, trust
 
 

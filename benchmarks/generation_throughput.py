@@ -67,7 +67,7 @@ def build(tiny: bool, device: str, dtype: torch.dtype, compile_unet: bool):
 
 
 def time_method(backend, encoder, embed, method, batch, steps, repeats=1):
-    from gess.generation import GGOptions, SamplingOptions, reconstruct
+    from gess.generation import GGOptions, SamplingOptions, generate_images
 
     rng = np.random.default_rng(0)
     n = batch * repeats
@@ -77,12 +77,12 @@ def time_method(backend, encoder, embed, method, batch, steps, repeats=1):
     pi = rng.random(n).astype(np.float32)
     kwargs = dict(encoder=encoder, gg_options=GGOptions(encoder_size=None)) if method == "gg" else {}
     sampling = SamplingOptions(steps=steps, batch_size=batch)
-    reconstruct(backend, c[:batch], c[:batch], s[:batch], pi[:batch], method, SamplingOptions(steps=2, batch_size=batch), **kwargs)
+    generate_images(backend, c[:batch], c[:batch], s[:batch], pi[:batch], method, SamplingOptions(steps=2, batch_size=batch), **kwargs)
     if backend.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    reconstruct(backend, c, c, s, pi, method, sampling, **kwargs)
+    generate_images(backend, c, c, s, pi, method, sampling, **kwargs)
     if backend.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

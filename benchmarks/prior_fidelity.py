@@ -31,7 +31,7 @@ def main():
     from gess import stages
     from gess.encoders import get_encoder
     from gess.evaluation.identification import paired_correlation
-    from gess.generation import SamplingOptions, reconstruct
+    from gess.generation import SamplingOptions, generate_images
     from gess.generation.backends.pixel import PixelBackend
 
     encoder = get_encoder("efficientnet-lite0")
@@ -79,7 +79,7 @@ def main():
 
     truth = images[pick].astype(np.float32).mean(-1)
     for scale in args.scales:
-        drawn = reconstruct(backend, e, e, blank, np.ones(len(pick)), "semantic",
+        drawn = generate_images(backend, e, e, blank, np.ones(len(pick)), "semantic",
                             SamplingOptions(steps=args.sampling_steps, guidance_scale=scale), seed=0, progress=False)
         drawn = resize_images(drawn, images.shape[1])
         r = paired_correlation(drawn.astype(np.float32).mean(-1), truth).mean()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gess.generation import (ComponentSubstitution, CSOptions, GGOptions, GradientGuidance, SamplingOptions, lowpass,
-                             reconstruct, sample, structure_weight)
+                             generate_images, sample, structure_weight)
 from gess.generation.backends import default_scheduler
 from gess.generation.backends.pixel import PixelBackend
 from gess.generation.backends.pixel import PixelPrior
@@ -117,8 +117,8 @@ def test_reconstruct_shapes_and_batch_independence(backend, method):
     c = rng.normal(size=(3, 8)).astype(np.float32)
     s = rng.random((3, 12, 12, 1)).astype(np.float32)
     pi = np.array([0.2, 0.5, 0.9], np.float32)
-    a = reconstruct(backend, c, c, s, pi, method, SamplingOptions(steps=4, batch_size=3))
-    b = reconstruct(backend, c, c, s, pi, method, SamplingOptions(steps=4, batch_size=1))
+    a = generate_images(backend, c, c, s, pi, method, SamplingOptions(steps=4, batch_size=3))
+    b = generate_images(backend, c, c, s, pi, method, SamplingOptions(steps=4, batch_size=1))
     assert a.shape == (3, 16, 16, 3) and a.dtype == np.uint8
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
@@ -133,7 +133,7 @@ def test_structure_floor_of_gated_cs(backend):
     c = rng.normal(size=(2, 8)).astype(np.float32)
     s = rng.random((2, 16, 16, 1)).astype(np.float32)
     certain = np.ones(2, np.float32)
-    run = lambda method, floor: reconstruct(backend, c, c, s, certain, method,
+    run = lambda method, floor: generate_images(backend, c, c, s, certain, method,
                                             SamplingOptions(steps=4, min_structure_weight=floor))
     # pi_c = 1: the paper's gated CS is semantic sampling; a floor of 0.5 makes it cs-equal, bit for bit.
     assert np.array_equal(run("cs", 0.0), run("semantic", 0.0))
@@ -149,7 +149,7 @@ def test_prior_save_load_roundtrip(backend, tmp_path):
 
 
 def test_prior_training_resumes(tmp_path):
-    from gess.generation.train import TrainOptions, train_prior
+    from gess.generation.train import TrainOptions, train_pixel_prior
 
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, (6, 12, 12, 1), dtype=np.uint8)
@@ -160,8 +160,8 @@ def test_prior_training_resumes(tmp_path):
     from gess.encoders import EncoderSpec
 
     spec = EncoderSpec("enc", "enc", 5)
-    train_prior(imgs, emb, tmp_path / "a", spec, part, progress=False)
-    full = train_prior(imgs, emb, tmp_path / "b", spec, opts, progress=False)
+    train_pixel_prior(imgs, emb, tmp_path / "a", spec, part, progress=False)
+    full = train_pixel_prior(imgs, emb, tmp_path / "b", spec, opts, progress=False)
     assert (full / "model.safetensors").is_file() and not (full / "checkpoint").exists()
     assert PixelBackend.from_pretrained(full).encoder_spec == spec
 

@@ -119,7 +119,7 @@ def test_every_gg_option_of_a_run_config_reaches_gg(tmp_path, monkeypatch):
 
     from gess.run import run
 
-    reconstruct_module = sys.modules["gess.generation.reconstruct"]  # the module, shadowed by its function in gess.generation
+    reconstruct_module = sys.modules["gess.generation.generate"]
 
     gg = {"scale": 0.31, "semantic_scale": 0.013, "lowpass_factor": 3.0, "encoder_size": 64, "backprop_denoiser": True,
           "fraction": 0.6, "semantic_every": 2}

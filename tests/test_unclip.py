@@ -50,7 +50,7 @@ def save_tiny_unclip(directory):
 
 def test_unclip_backend_cs_and_gg_end_to_end(tmp_path):
     from gess.encoders import get_encoder
-    from gess.generation import GGOptions, SamplingOptions, reconstruct
+    from gess.generation import GGOptions, SamplingOptions, generate_images
     from test_encoders import tiny_clip
 
     backend = tiny_unclip()
@@ -59,13 +59,13 @@ def test_unclip_backend_cs_and_gg_end_to_end(tmp_path):
     c = rng.normal(size=(2, 16)).astype(np.float32)
     s = rng.random((2, 12, 12, 3)).astype(np.float32)
     pi = np.array([0.3, 0.8], np.float32)
-    plain = reconstruct(backend, c, c, s, pi, "semantic", SamplingOptions(steps=3))
-    cs = reconstruct(backend, c, c, s, pi, "cs", SamplingOptions(steps=3))
+    plain = generate_images(backend, c, c, s, pi, "semantic", SamplingOptions(steps=3))
+    cs = generate_images(backend, c, c, s, pi, "cs", SamplingOptions(steps=3))
     assert plain.shape == cs.shape == (2, 16, 16, 3) and not np.array_equal(plain, cs)
-    zero = reconstruct(backend, c, c, s, np.ones(2, np.float32), "cs", SamplingOptions(steps=3))  # pi_s = 0
+    zero = generate_images(backend, c, c, s, np.ones(2, np.float32), "cs", SamplingOptions(steps=3))  # pi_s = 0
     assert np.array_equal(zero, plain)
     enc = get_encoder(str(tiny_clip(tmp_path)))
-    gg = reconstruct(backend, c, c, s, pi, "gg", SamplingOptions(steps=2), encoder=enc, gg_options=GGOptions(encoder_size=32))
+    gg = generate_images(backend, c, c, s, pi, "gg", SamplingOptions(steps=2), encoder=enc, gg_options=GGOptions(encoder_size=32))
     assert gg.shape == (2, 16, 16, 3)
 
 

@@ -14,6 +14,7 @@ import torch
 
 from gess.errors import GessInputError
 from gess.io import atomic_path, read_json
+from gess.persistence import nest, unnest
 
 
 def save_checkpoint(path: Path, modules: dict, optimizers: dict, generator: torch.Generator, step: int,
@@ -23,7 +24,7 @@ def save_checkpoint(path: Path, modules: dict, optimizers: dict, generator: torc
 
     tensors = {"rng.batches": generator.get_state()}
     for name, module in modules.items():
-        tensors.update({f"{name}.{k}": v.detach().contiguous().cpu() for k, v in module.state_dict().items()})
+        tensors.update(nest(name, {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}))
     groups = {}
     for name, optimizer in optimizers.items():
         state = optimizer.state_dict()
@@ -57,8 +58,7 @@ def load_checkpoint(path: Path, modules: dict, optimizers: dict, generator: torc
     tensors = load_file(str(path / "state.safetensors"))
     generator.set_state(tensors.pop("rng.batches"))
     for name, module in modules.items():
-        prefix = f"{name}."
-        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        module.load_state_dict(unnest(name, tensors))
     for name, optimizer in optimizers.items():
         state: dict = {}
         for key, v in tensors.items():

@@ -10,6 +10,7 @@ from typing import Optional
 import click
 import typer
 
+from gess.data.extra import ExtraImages
 from gess.data.nsd_prepare import NSDPrepareOptions
 from gess.decoding import GESSDecoder
 from gess.decoding.selfsupervised import SelfSupervisedOptions
@@ -22,12 +23,14 @@ from gess.generation.methods import METHODS
 from gess.generation.sampling import SamplingOptions
 from gess.generation.train import TrainOptions
 from gess.options import flags_from
+from gess.plugins import load_plugins
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GESS: reconstruct seen images from fMRI, and say which reconstructions to trust.")
 
 FORMAT_OPTION = typer.Option("auto", "--format", help="auto | mat | god | nsd | folder")
-ENCODER_OPTION = typer.Option(DEFAULT_ENCODER, "--encoder", help="efficientnet-lite0 | clip | a CLIP model directory")
+ENCODER_OPTION = typer.Option(DEFAULT_ENCODER, "--encoder", help="a registered encoder (efficientnet-lite0, clip, ...) "
+                              "or a source one of them takes (a CLIP model directory or hub id)")
 
 
 def _console():
@@ -89,7 +92,8 @@ def fit(
     dataset = load_dataset(data, format)
     console.print(dataset.summary())
     augment_images = load_image_folder(augment, size=dataset.train.images.shape[1])[0] if augment else None
-    stages.fit_decoders(dataset, out, enc, options, structure, augment_images, console, extra_images)
+    extra = ExtraImages.read(extra_images).refuse_test_stimuli(dataset) if extra_images is not None else None
+    stages.fit_decoders(dataset, out, enc, options, structure, augment_images, console, extra)
 
 
 @app.command()
@@ -216,7 +220,8 @@ def prior_train(
     options = build(TrainOptions, training, "--steps/--batch-size/...")
     enc = get_encoder(encoder)
     pics, dataset = stages.training_images(images, format)
-    pics = stages.with_extra_images(pics, extra_images, dataset, options.max_extra_images, options.seed, _console())
+    extra = ExtraImages.read(extra_images) if extra_images is not None else None
+    pics = stages.with_extra_images(pics, extra, dataset, options.max_extra_images, options.seed, _console())
     stages.train_prior(pics, out, enc, options, _console())
     _console().print(f"[green]prior ready in {out}[/green]")
 
@@ -339,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # a pre-empted job stops like Ctrl-C: checkpoints are written
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        load_plugins()
         _relaunch(argv)
         result = app(args=argv, standalone_mode=False, prog_name="gess")
         sys.exit(result if isinstance(result, int) else 0)

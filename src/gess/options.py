@@ -157,6 +157,13 @@ def to_dict(options) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}
 
 
+class Options:
+    """Base of the option dataclasses: ``to_dict()``, the JSON-ready mapping that runs record and fingerprints hash."""
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
 # ------------------------------------------------------------------ command-line flags
 def _flag_type(annotation):
     """The type typer parses a flag as; lists, mappings and unions are read as YAML text."""

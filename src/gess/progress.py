@@ -13,6 +13,12 @@ T = TypeVar("T")
 LOG_EVERY_SECONDS = 30.0
 
 
+def log(console, message: str) -> None:
+    """One line on ``console`` (a rich Console); nothing when there is none (library use, other processes)."""
+    if console is not None:
+        console.print(message)
+
+
 def progress_bar(items: Iterable[T], description: str, enabled: bool = True, total: int | None = None) -> Iterator[T]:
     """Yield ``items`` showing progress: a bar with rate and time left on a terminal, else a line every 30 s."""
     if not enabled:

@@ -1,6 +1,7 @@
 """`gess run` and `gess demo`: parse a config, call the stages (:mod:`gess.stages`) in order, build the report."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,7 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from gess import stages
+from gess.data import load_dataset
+from gess.data.extra import ExtraImages
+from gess.data.simulated import simulate_experiment
+from gess.encoders import get_encoder
 from gess.errors import GessInputError
+from gess.generation.backends import backend_entry
+from gess.generation.methods import GENERATOR_METHODS
+from gess.parallel import current_shard, main_first
+from gess.progress import log
 from gess.runconfig import RunConfig, load_run_config
 
 
@@ -30,15 +39,6 @@ class RunResult:
 
 def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> dict:
     """Every stage the config names, cached by content, then ``out/report.html``. Returns the summary."""
-    from gess.data import load_dataset
-    from gess.data.simulated import simulate_experiment
-    from gess.encoders import get_encoder
-    from gess.generation.methods import GENERATOR_METHODS
-
-    from gess.parallel import current_shard, main_first
-
-    import os
-
     cfg = cfg if isinstance(cfg, RunConfig) else load_run_config(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -48,48 +48,18 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
     console = console if shard.is_main else None
     timer = stages.StageTimer(console)
     encoder = get_encoder(cfg.encoder, device=cfg.device)
-    experiment = None
-    if cfg.dataset.simulated is not None:
-        pool, model = cfg.simulation()
-        experiment = timer("data", lambda: (simulate_experiment(  # every process: the encoding is sharded
-            pool, model, lambda images: stages.encode_images(encoder, images), cfg.split.clusters,
-            cfg.split.method if cfg.split.kind == "generalized" else "random",
-            cfg.split.inside_test, cfg.split.outside_test, cfg.split.seed)))
-        dataset = experiment.dataset
-        stages._log(console, f"simulated experiment: {len(dataset.train.stimulus_ids)} training images, "
-                             f"{len(dataset.test.stimulus_ids)} test images")
-    else:
-        dataset = timer("data", lambda: load_dataset(cfg.dataset.path, cfg.dataset.format, **cfg.dataset.options))
-    extra_pool = None
-    if cfg.dataset.extra_images:  # read once, and refused before any work when it holds a test stimulus
-        from gess.data.extra import check_no_test_stimuli, load_extra_images
-
-        extra_pool = load_extra_images(cfg.dataset.extra_images)
-        check_no_test_stimuli(extra_pool, dataset.test.images, dataset.test.stimulus_ids, cfg.dataset.extra_images)
-    stages._log(console, dataset.summary())
+    dataset, experiment = timer("data", lambda: _dataset(cfg, encoder, console))
+    # read once, and refused before any work when it holds a test stimulus
+    extra = ExtraImages.read(cfg.dataset.extra_images).refuse_test_stimuli(dataset) if cfg.dataset.extra_images else None
+    log(console, dataset.summary())
 
     decoder_options = {"device": cfg.device, **cfg.decoder}
     augment = experiment.augment_images() if experiment else None
-    extra = cfg.dataset.extra_images
     decoder = timer("fit decoders", lambda: main_first(shard, lambda: stages.fit_decoders(
         dataset, out / "model", encoder, decoder_options, cfg.structure, augment, console,
         extra if decoder_options.get("structural_decoder") == "self-supervised" else None)))
     decoded, test_ids = stages.decode(decoder, dataset)
-
-    generator = None
-    if any(m in GENERATOR_METHODS for m in cfg.methods) or cfg.structure.kind == "latent":
-        if cfg.generator.path:
-            generator = Path(cfg.generator.path) if Path(cfg.generator.path).exists() else cfg.generator.path
-        elif cfg.generator.backend != "pixel":
-            raise GessInputError(None, "generator.path", f"the directory or hub id of the '{cfg.generator.backend}' "
-                                 "generator (only pixel priors are trained on the spot)", "nothing")
-        else:
-            # the generator knows the world (all images but the test stimuli), the decoder only the training side
-            images, known = experiment.generator_images() if experiment else (dataset.train.images, None)
-            images = stages.with_extra_images(images, extra_pool, None, cfg.generator.training.max_extra_images,
-                                              cfg.generator.training.seed, console)  # checked above
-            generator = timer("train prior", lambda: main_first(shard, lambda: stages.cached_prior(
-                images, encoder, cfg.generator.training, console, progress=console is not None, known_embeddings=known)))
+    generator = _generator(cfg, dataset, experiment, extra, encoder, timer, shard, console)
 
     results, recon_dirs, unavailable = {}, {}, {}
     for seed in cfg.seeds:
@@ -106,74 +76,64 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
                                                            encoder=encoder, seed=seed))
             results[name] = res
             unavailable.update(res["unavailable"])
-            stages._log(console, f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in res["metrics"].items()))
+            log(console, f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in res["metrics"].items()))
 
     if not shard.is_main:
         return {}
     digits = experiment is not None and cfg.simulation()[0].images == "sklearn-digits"
-    per_sample = timer("evaluate", lambda: _per_sample(dataset, test_ids, recon_dirs, encoder, digits))
+    from gess.evaluation.summary import gate_separation, per_sample_scores, right_digit_rates, trust_check
+
+    per_sample = timer("evaluate", lambda: per_sample_scores(dataset, test_ids, recon_dirs,
+                                                             lambda images: stages.encode_images(encoder, images), digits))
     summary = {"protocol": cfg.protocol, "methods": {k: r["metrics"] for k, r in results.items()},
                "unavailable": unavailable, "pi_c": dict(zip(map(str, test_ids), map(float, decoded.pi_c))),
                "seconds": time.time() - t0, "stage_seconds": timer.seconds}
     if experiment:
-        from sklearn.metrics import roc_auc_score
-
-        groups = experiment.group_of(test_ids)
-        if len(set(groups)) == 2:
-            summary["pi_c_auroc_inside_vs_outside"] = float(roc_auc_score(groups == "inside", decoded.pi_c))
-            summary["mean_pi_c"] = {g: float(decoded.pi_c[groups == g].mean()) for g in ("inside", "outside")}
-    summary.update(_trust_summary(per_sample, decoded.pi_c))
+        summary.update(gate_separation(decoded.pi_c, experiment.group_of(test_ids)))
+    summary.update(trust_check(per_sample, decoded.pi_c))
     if any("digit" in p for p in per_sample.values()):
         groups = experiment.group_of(test_ids) if experiment else np.array(["test"] * len(test_ids))
-        summary["right_digit"] = {name: {g: float(p["digit"][groups == g].mean()) for g in sorted(set(groups))}
-                                        | {"all": float(p["digit"].mean())} for name, p in per_sample.items()}
+        summary["right_digit"] = right_digit_rates(per_sample, groups)
     from gess.io import write_json
 
     write_json(out / "metrics.json", summary)
     result = RunResult(cfg, dataset, test_ids, decoded, results, recon_dirs, summary, experiment, timer.seconds,
                        per_sample)
     stages.build_report(result, out)
-    stages._log(console, f"report: {out / 'report.html'} ({time.time() - t0:.0f} s)")
+    log(console, f"report: {out / 'report.html'} ({time.time() - t0:.0f} s)")
     return summary
 
 
-def _per_sample(dataset, test_ids, recon_dirs: dict, encoder, sklearn_digits: bool) -> dict:
-    """Per run name: all-pairs 2-way identification, the manifest's trust and, for scikit-learn's digits, the digit read."""
-    from gess.data.images import load_image
-    from gess.evaluation.trustworthiness import identification_per_sample
-    from gess.io import read_json
-
-    test = dataset.test.averaged()
-    lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
-    truth = test.images[[lookup[s] for s in test_ids]]
-    truth_embeddings = stages.encode_images(encoder, truth)
-    reader = labels = None
-    if sklearn_digits and test.labels is not None:
-        from gess.evaluation.classification import sklearn_digits_reader
-
-        reader = sklearn_digits_reader(test_ids, truth.shape[1])  # every scikit-learn digit but the test stimuli
-        labels = test.labels[[lookup[s] for s in test_ids]]
-    out = {}
-    for name, directory in recon_dirs.items():
-        images = np.stack([load_image(Path(directory) / f"{s}.png") for s in test_ids])
-        manifest = {m["stimulus_id"]: m for m in read_json(Path(directory) / "manifest.json")}
-        entry = {"accuracy": identification_per_sample(truth_embeddings, stages.encode_images(encoder, images), truth),
-                 "trust": np.array([manifest[str(s)].get("trust") if manifest[str(s)].get("trust") is not None
-                                    else np.nan for s in test_ids], float)}
-        if reader is not None:
-            entry["digit"] = reader.predict(images) == labels
-        out[name] = entry
-    return out
+def _dataset(cfg: RunConfig, encoder, console):
+    """The recorded dataset a config names, or its simulated experiment (and the experiment, else None)."""
+    if cfg.dataset.simulated is None:
+        return load_dataset(cfg.dataset.path, cfg.dataset.format, **cfg.dataset.options), None
+    pool, model = cfg.simulation()
+    experiment = simulate_experiment(  # every process: the encoding is sharded
+        pool, model, lambda images: stages.encode_images(encoder, images), cfg.split.clusters,
+        cfg.split.method if cfg.split.kind == "generalized" else "random",
+        cfg.split.inside_test, cfg.split.outside_test, cfg.split.seed)
+    dataset = experiment.dataset
+    log(console, f"simulated experiment: {len(dataset.train.stimulus_ids)} training images, "
+                 f"{len(dataset.test.stimulus_ids)} test images")
+    return dataset, experiment
 
 
-def _trust_summary(per_sample: dict, pi_c: np.ndarray) -> dict:
-    """Spearman's rho of pi_c and of trust with each method's per-sample accuracy."""
-    from gess.evaluation.trustworthiness import spearman
-
-    return {"trust_check": {name: {"pi_c": spearman(pi_c, p["accuracy"]), "trust": spearman(p["trust"], p["accuracy"]),
-                                   "mean_accuracy": float(np.nanmean(p["accuracy"]))}
-                            for name, p in per_sample.items()},
-            "trust": {name: [None if not np.isfinite(t) else float(t) for t in p["trust"]] for name, p in per_sample.items()}}
+def _generator(cfg: RunConfig, dataset, experiment, extra: ExtraImages | None, encoder, timer, shard, console):
+    """The generator the methods need: the config's path, else a prior trained on the spot (None when none is needed)."""
+    if not any(m in GENERATOR_METHODS for m in cfg.methods) and cfg.structure.kind != "latent":
+        return None
+    if cfg.generator.path:
+        return Path(cfg.generator.path) if Path(cfg.generator.path).exists() else cfg.generator.path
+    if not backend_entry(cfg.generator.backend).trainable:
+        raise GessInputError(None, "generator.path", f"the directory or hub id of the '{cfg.generator.backend}' "
+                             "generator (it is not trained on the spot)", "nothing")
+    # the generator knows the world (all images but the test stimuli), the decoder only the training side
+    images, known = experiment.generator_images() if experiment else (dataset.train.images, None)
+    images = stages.with_extra_images(images, extra, None, cfg.generator.training.max_extra_images,
+                                      cfg.generator.training.seed, console)  # checked at the edge
+    return timer("train prior", lambda: main_first(shard, lambda: stages.cached_prior(
+        images, encoder, cfg.generator.training, console, progress=console is not None, known_embeddings=known)))
 
 
 DEMO_CONFIG = {

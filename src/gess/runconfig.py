@@ -28,6 +28,7 @@ from gess.encoders import DEFAULT_ENCODER
 from gess.errors import GessInputError
 from gess.evaluation.metrics import PROTOCOLS
 from gess.generation.cs import CSOptions
+from gess.generation.backends import backend_entry
 from gess.generation.gg import GGOptions
 from gess.generation.methods import Method
 from gess.generation.sampling import SamplingOptions
@@ -48,7 +49,7 @@ class DatasetConfig:
 
 @dataclass
 class GeneratorConfig:
-    backend: Literal["pixel", "unclip"] = "pixel"
+    backend: str = "pixel"             # a registered backend (gess.generation.backends.BACKENDS)
     path: str | None = None            # a trained prior / unCLIP directory; None: train a pixel prior
     training: TrainOptions = field(default_factory=TrainOptions)
 
@@ -132,6 +133,7 @@ def load_run_config(path: str | Path | dict) -> RunConfig:
     elif cfg.split.kind != "given":
         raise GessInputError(source, "split.kind", "'given' for a recorded dataset (the generalized split re-cuts "
                              "simulated experiments; use `gess split` to design a recording)", repr(cfg.split.kind))
+    backend_entry(cfg.generator.backend, source)
     if not cfg.seeds:
         raise GessInputError(source, "seeds", "at least one sampling seed", "an empty list")
     cfg.dataset.path = _resolve(cfg.dataset.path, base)

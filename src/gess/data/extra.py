@@ -103,3 +103,53 @@ def subset(images: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
         return images
     keep = np.sort(np.random.default_rng(seed).choice(len(images), limit, replace=False))
     return images[keep]
+
+
+class ExtraImages:
+    """Extra images read and checked once, at the edge, then passed on as one object.
+
+    ``images`` : uint8 (n, H, W, C); ``source`` : the file or folder they came from
+    (None for an array given in memory), named in errors and recorded in provenance.
+    """
+
+    def __init__(self, images: np.ndarray, source: str | Path | None = None):
+        self.images = images
+        self.source = None if source is None else str(source)
+        self._clean_for: set[str] = set()  # fingerprints of the test sets already checked
+
+    @classmethod
+    def read(cls, path: str | Path) -> "ExtraImages":
+        """A folder of images or an ``.npz`` with an ``images`` array (:func:`load_extra_images`)."""
+        return cls(load_extra_images(path), path)
+
+    @classmethod
+    def coerce(cls, value: "ExtraImages | np.ndarray | str | Path | None") -> "ExtraImages | None":
+        """``value`` as extra images: read when a path, wrapped when an array, kept when already read."""
+        if value is None or isinstance(value, cls):
+            return value
+        if isinstance(value, (str, Path)):
+            return cls.read(value)
+        from gess.data.dataset import validate_images
+
+        return cls(validate_images(np.asarray(value), None, "extra images"))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def refuse_test_stimuli(self, dataset) -> "ExtraImages":
+        """Refuse (bad input naming the source) a set holding a copy of one of ``dataset``'s test stimuli."""
+        from gess.cache import fingerprint
+
+        key = fingerprint(dataset.test.images)
+        if key not in self._clean_for:
+            check_no_test_stimuli(self.images, dataset.test.images, dataset.test.stimulus_ids, self.source)
+            self._clean_for.add(key)
+        return self
+
+    def without_copies_of(self, references: np.ndarray) -> "ExtraImages":
+        """These images less every near copy of ``references`` (a held-out fold's stimuli)."""
+        return ExtraImages(without_copies(self.images, references), self.source)
+
+    def matched(self, side: int, channels: int, limit: int | None = None, seed: int = 0) -> np.ndarray:
+        """At most ``limit`` of the images (seeded), at ``side`` px with ``channels`` channels."""
+        return match_images(subset(self.images, limit, seed), side, channels)

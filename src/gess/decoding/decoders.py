@@ -9,19 +9,17 @@ from typing import Literal
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from gess import __version__
 from gess.data.dataset import validate_fmri, voxel_statistics
-from gess.decoding.gating import DEFAULT_GATE, GateInputs, GateName, make_gate
+from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, GateName, make_gate
 from gess.decoding.ridge import Ridge, RidgeFactorization, cv_folds, factorize
 from gess.decoding.semantic import SemanticDecoder
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
 from gess.decoding.trust import BrainConsistency
+from gess.device import using_device
 from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError
-from gess.io import arrays_metadata, claim_output_dir, load_arrays, read_json, save_arrays, write_json
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from gess.io import claim_output_dir, read_json
+from gess.persistence import CONFIG_NAME, load_component, nest, save_component, unnest
 
 
 @dataclass
@@ -54,7 +52,8 @@ class GESSDecoder(BaseEstimator):
         self-supervised encoder-decoder (``"self-supervised"``, the paper's experiments;
         :mod:`gess.decoding.selfsupervised`); ``self_supervised`` its
         :class:`~gess.decoding.selfsupervised.SelfSupervisedOptions`.
-    device : torch device of the ridge algebra ("cpu", "cuda").
+    device : torch device of the fitting ("cpu", "cuda"); None: the process device
+        (:func:`gess.device.get_device`, ``GESS_DEVICE``).
 
     The constructor's signature is the one declaration of these options:
     ``get_params`` (scikit-learn's), run configs and ``gess fit`` flags are read from it.
@@ -83,7 +82,7 @@ class GESSDecoder(BaseEstimator):
                  regularization: float | None = None, w_c: float = 1.0, gate: GateName = DEFAULT_GATE,
                  gate_options: dict | None = None, cv_folds: int = 5,
                  structural_decoder: Literal["ridge", "self-supervised"] = "ridge", self_supervised: dict | None = None,
-                 device: str = "cpu"):
+                 device: str | None = None):
         self.alpha_semantic = alpha_semantic
         self.alpha_structural = alpha_structural
         self.alphas = alphas
@@ -138,32 +137,41 @@ class GESSDecoder(BaseEstimator):
 
             warnings.warn(f"{constant} of {fmri.shape[1]} voxels are constant over the training trials; "
                           "they carry no signal and are kept at 0 after z-scoring", stacklevel=2)
+        with using_device(self.device):
+            self.fit_seconds_ = self._fit_decoders(fmri, embeddings, structure, augment_embeddings,
+                                                   groups, extra_structure, unpaired_fmri, checkpoint, progress, metadata)
+        self.encoder_ = encoder or EncoderSpec("unknown", "unknown", int(embeddings.shape[1]))
+        self.structure_space_ = structure_space.config() if structure_space is not None else None
+        self.metadata_ = {**dict(metadata or {}), "constant_voxels": constant}
+        return self
+
+    def _fit_decoders(self, fmri, embeddings, structure, augment_embeddings, groups, extra_structure, unpaired_fmri,
+                      checkpoint, progress, metadata) -> dict:
+        """M_c, M_s, M_g and the trust model on the z-scored voxels; returns the seconds each took."""
         timings = {}
         clock = time.perf_counter()
         z = self._standardize(fmri)
         # one factorisation of the voxels for both decoders: a Cholesky per alpha, or one eigendecomposition for a grid
         semantic_alphas = self.alphas if self.alphas is not None else [self.alpha_semantic]
         structural_alphas = self.alphas if self.alphas is not None else [self.alpha_structural]
-        shared = factorize(z, semantic_alphas, self.device)
+        shared = factorize(z, semantic_alphas)
         timings["decomposition"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        semantic_ridge = Ridge(self.alpha_semantic, self.alphas, self.device).fit(z, embeddings, shared)
+        semantic_ridge = Ridge(self.alpha_semantic, self.alphas).fit(z, embeddings, shared)
         timings["semantic"] = time.perf_counter() - clock
         clock = time.perf_counter()
         cross = semantic_ridge.cross_fitted(cv_folds(len(z), self.cv_folds, groups))
         timings["cross-fitting"] = time.perf_counter() - clock
-        self.semantic_ = SemanticDecoder(self.alpha_semantic, self.alphas, self.alignment, self.n_neighbors,
-                                         self.reprojection, self.regularization, self.w_c, self.device)
+        self.semantic_ = self._semantic_decoder()
         self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross, ridge=semantic_ridge.release())
         clock = time.perf_counter()
         if isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas:
-            shared = factorize(z, structural_alphas, self.device)
-        structural_ridge = Ridge(self.alpha_structural, self.alphas, self.device).fit(
-            z, structure.reshape(len(structure), -1), shared)
+            shared = factorize(z, structural_alphas)
+        structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(z, structure.reshape(len(structure), -1), shared)
         if self.structural_decoder == "self-supervised":
             structural_cross = structural_ridge.cross_fitted(cv_folds(len(z), self.cv_folds, groups)).reshape(structure.shape)
-        self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas, self.device)
+        self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas)
         self.structural_.fit(z, structure, ridge=structural_ridge.release())
         self.alpha_structural_used_ = self.structural_.ridge_.alpha_
         timings["structural"] = time.perf_counter() - clock
@@ -180,11 +188,11 @@ class GESSDecoder(BaseEstimator):
         clock = time.perf_counter()
         self.trust_ = BrainConsistency().fit(z, embeddings, groups)
         timings["trust"] = time.perf_counter() - clock
-        self.encoder_ = encoder or EncoderSpec("unknown", "unknown", int(embeddings.shape[1]))
-        self.structure_space_ = structure_space.config() if structure_space is not None else None
-        self.metadata_ = {**dict(metadata or {}), "constant_voxels": constant}
-        self.fit_seconds_ = timings
-        return self
+        return timings
+
+    def _semantic_decoder(self) -> SemanticDecoder:
+        return SemanticDecoder(self.alpha_semantic, self.alphas, self.alignment, self.n_neighbors, self.reprojection,
+                               self.regularization, self.w_c)
 
     def _fit_self_supervised(self, z, structure, cross, extra_structure, unpaired_fmri, checkpoint, progress, metadata):
         from gess.decoding.selfsupervised import SelfSupervisedOptions, SelfSupervisedStructuralDecoder
@@ -198,7 +206,7 @@ class GESSDecoder(BaseEstimator):
             unpaired_fmri is not None and options.unpaired_fmri != "none") else None
         ridge = self.structural_.ridge_
         resume_key = {"data": (metadata or {}).get("fingerprint")}
-        return SelfSupervisedStructuralDecoder(options, self.device).fit(
+        return SelfSupervisedStructuralDecoder(options).fit(
             z, structure, ridge.coef_, ridge.intercept_, extra_structure, unpaired, cross, checkpoint, resume_key, progress)
 
     def _standardize(self, fmri: np.ndarray, rows: int = 1024) -> np.ndarray:
@@ -228,87 +236,49 @@ class GESSDecoder(BaseEstimator):
         gess model is refused. The two files share a save id, so weights and config
         from different saves (an interrupted save) are never read together.
         """
-        import uuid
-
         directory = claim_output_dir(directory, "model", is_model_directory)
-        arrays = {
-            "voxel_mean": self.voxel_mean_, "voxel_std": self.voxel_std_,
-            "semantic.coef": self.semantic_.ridge_.coef_, "semantic.intercept": self.semantic_.ridge_.intercept_,
-            "semantic.manifold": self.semantic_.manifold_,
-        }
-        if self.structural_decoder == "self-supervised":
-            arrays.update({f"structural.ss.{k}": v for k, v in self.structural_.state().items()})
-        else:
-            arrays["structural.coef"] = self.structural_.ridge_.coef_
-            arrays["structural.intercept"] = self.structural_.ridge_.intercept_
-        if self.semantic_.reference_mean_ is not None:
-            arrays["semantic.reference_mean"] = self.semantic_.reference_mean_
-            arrays["semantic.reference_std"] = self.semantic_.reference_std_
-        arrays.update({f"gate.{k}": v for k, v in self.gate_.state().items()})
-        arrays.update({f"trust.{k}": v for k, v in self.trust_.state().items()})
+        structural = "structural.ss" if self.structural_decoder == "self-supervised" else "structural"
+        arrays = {"voxel_mean": self.voxel_mean_, "voxel_std": self.voxel_std_, **nest("semantic", self.semantic_.state()),
+                  **nest(structural, self.structural_.state()), **nest("gate", self.gate_.state())}
         config = {
-            "_class_name": "GESSDecoder", "gess_version": __version__, "params": self.get_params(),
-            "n_voxels": int(self.n_voxels_), "embedding_dim": int(self.semantic_.manifold_.shape[1]),
-            "structure_shape": list(self.structural_.target_shape_),
+            "params": self.get_params(), "n_voxels": int(self.n_voxels_),
+            "embedding_dim": int(self.semantic_.manifold_.shape[1]), "structure_shape": list(self.structural_.target_shape_),
             "alpha_semantic_used": _alpha_record(self.semantic_.ridge_.alpha_),
-            "alpha_structural_used": _alpha_record(self.alpha_structural_used_),
-            "gate": self.gate_.config(), "trust": self.trust_.config(), "encoder": self.encoder_.to_dict(), "structure_space": self.structure_space_,
-            "metadata": self.metadata_,
+            "alpha_structural_used": _alpha_record(self.alpha_structural_used_), "gate": self.gate_.config(),
+            "encoder": self.encoder_.to_dict(), "structure_space": self.structure_space_, "metadata": self.metadata_,
         }
+        if getattr(self, "trust_", None) is not None:
+            arrays.update(nest("trust", self.trust_.state()))
+            config["trust"] = self.trust_.config()
         if self.structural_decoder == "self-supervised":
             config["self_supervised"] = self.structural_.config()
-        config["save_id"] = uuid.uuid4().hex
-        save_arrays(directory / WEIGHTS_NAME, arrays, metadata={"save_id": config["save_id"]})
-        write_json(directory / CONFIG_NAME, config)
+        save_component(directory, "GESSDecoder", config, arrays)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> "GESSDecoder":
         """Read a directory written by :meth:`save`; ``device`` overrides the saved one."""
-        directory = Path(directory)
-        config_path = directory / CONFIG_NAME
-        if not config_path.is_file() or not (directory / WEIGHTS_NAME).is_file():
-            raise GessInputError(directory, None, f"a fitted gess model ({CONFIG_NAME} and {WEIGHTS_NAME})", "missing files")
-        config = read_json(config_path)
-        if config.get("_class_name", "GESSDecoder") != "GESSDecoder" or "params" not in config:
-            raise GessInputError(config_path, "_class_name", "a gess model config (GESSDecoder)", repr(config.get("_class_name")))
-        saved = arrays_metadata(directory / WEIGHTS_NAME).get("save_id")
-        if config.get("save_id") and saved != config["save_id"]:
-            raise GessInputError(directory / WEIGHTS_NAME, "save_id", f"the weights of {CONFIG_NAME} (save {config['save_id'][:8]})",
-                                 "weights of another save (an interrupted `gess fit`? run it again)")
-        arrays = load_arrays(directory / WEIGHTS_NAME)
-        params = dict(config["params"])
-        if device is not None:
-            params["device"] = device
-        self = cls(**params)
+        config, arrays = load_component(directory, "GESSDecoder", "a fitted gess model", untagged=True)
+        if "params" not in config:
+            raise GessInputError(Path(directory) / CONFIG_NAME, "_class_name", "a gess model config (GESSDecoder)",
+                                 repr(config.get("_class_name")))
+        self = cls(**{**config["params"], **({"device": device} if device is not None else {})})
         self.n_voxels_ = config["n_voxels"]
         self.voxel_mean_, self.voxel_std_ = arrays["voxel_mean"], arrays["voxel_std"]
-        sem = SemanticDecoder(config["alpha_semantic_used"], None, self.alignment, self.n_neighbors,
-                              self.reprojection, self.regularization, self.w_c, self.device)
-        sem.ridge_ = Ridge.from_arrays(arrays["semantic.coef"], arrays["semantic.intercept"], config["alpha_semantic_used"])
-        sem.manifold_ = arrays["semantic.manifold"]
-        sem.manifold_mean_, sem.manifold_std_ = sem.manifold_.mean(0), sem.manifold_.std(0)
-        sem.reference_mean_ = arrays.get("semantic.reference_mean")
-        sem.reference_std_ = arrays.get("semantic.reference_std")
-        self.semantic_ = sem
+        self.semantic_ = self._semantic_decoder().load_state(unnest("semantic", arrays), config["alpha_semantic_used"])
         if "self_supervised" in config:
             from gess.decoding.selfsupervised import SelfSupervisedStructuralDecoder
 
-            self.structural_ = SelfSupervisedStructuralDecoder.from_state(
-                config["self_supervised"], {k[len("structural.ss."):]: v for k, v in arrays.items()
-                                            if k.startswith("structural.ss.")}, self.n_voxels_, self.device)
+            with using_device(self.device):
+                self.structural_ = SelfSupervisedStructuralDecoder.from_state(config["self_supervised"],
+                                                                              unnest("structural.ss", arrays))
         else:
-            st = StructuralDecoder(config["alpha_structural_used"])
-            st.ridge_ = Ridge.from_arrays(arrays["structural.coef"], arrays["structural.intercept"],
-                                          config["alpha_structural_used"])
-            st.target_shape_ = tuple(config["structure_shape"])
-            self.structural_ = st
+            self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas).load_state(
+                unnest("structural", arrays), config["alpha_structural_used"], config["structure_shape"])
         self.alpha_structural_used_ = config["alpha_structural_used"]
-        gate_cfg = dict(config["gate"])
-        self.gate_ = make_gate(gate_cfg.pop("name"), **gate_cfg).load_state(
-            {k[len("gate."):]: v for k, v in arrays.items() if k.startswith("gate.")})
-        trust = {k[len("trust."):]: v for k, v in arrays.items() if k.startswith("trust.")}
-        self.trust_ = BrainConsistency(**config["trust"]).load_state(trust) if trust and "trust" in config else None
+        self.gate_ = Gate.from_state(config["gate"], unnest("gate", arrays))
+        trust = unnest("trust", arrays)
+        self.trust_ = BrainConsistency.from_state(config["trust"], trust) if trust and "trust" in config else None
         self.metadata_ = config.get("metadata", {})
         stored_encoder = config.get("encoder") or self.metadata_.get("encoder")  # gess 0.1 kept it in metadata
         self.encoder_ = EncoderSpec.from_dict(stored_encoder) if stored_encoder else EncoderSpec("unknown", "unknown", config["embedding_dim"])
@@ -339,12 +309,15 @@ def _alpha_record(alpha) -> float | dict:
 
 
 def is_model_directory(directory: Path) -> bool:
-    """Whether ``directory`` holds a model gess wrote (its config names GESSDecoder or a gess version),
-    or the checkpoint of an interrupted fit."""
+    """Whether ``directory`` holds a model gess wrote (its config names GESSDecoder, or names no class and a
+    gess version: gess 0.1), or the checkpoint of an interrupted fit."""
     if (directory / "checkpoint" / "state.json").is_file():
         return True
     try:
         config = read_json(directory / CONFIG_NAME)
     except (GessInputError, OSError):
         return False
-    return isinstance(config, dict) and (config.get("_class_name") == "GESSDecoder" or "gess_version" in config)
+    if not isinstance(config, dict):
+        return False
+    name = config.get("_class_name")
+    return name == "GESSDecoder" or (name is None and "gess_version" in config)

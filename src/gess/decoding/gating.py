@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from gess.errors import GessInputError
+from gess.persistence import Component
 
 CALIBRATIONS = ("conformal", "minmax")
 
@@ -59,8 +60,12 @@ class GateInputs:
     raw_embeddings: np.ndarray
 
 
-class Gate:
-    """Base class: subclasses implement ``_fit_scorer`` and ``typicality`` and return reference scores."""
+class Gate(Component):
+    """Base class: subclasses implement ``_fit_scorer`` and ``typicality`` and return reference scores.
+
+    Persistence comes with the base (:class:`gess.persistence.Component`): the config is
+    the name and the constructor's arguments, the state the fitted arrays (``*_``).
+    """
 
     name = "gate"
 
@@ -84,17 +89,13 @@ class Gate:
         """Semantic confidence in [0, 1], one per sample, from training statistics only."""
         return calibrate(self.typicality(inputs), self.reference_scores_, self.calibration)
 
-    # persistence: fitted arrays by name, and the constructor arguments
     def config(self) -> dict:
-        return {"name": self.name, "calibration": self.calibration}
+        return {"name": self.name, **super().config()}
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {k: v for k, v in vars(self).items() if k.endswith("_") and isinstance(v, np.ndarray)}
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> "Gate":
-        for k, v in arrays.items():
-            setattr(self, k, v)
-        return self
+    @classmethod
+    def from_config(cls, config: dict) -> "Gate":
+        """The gate ``config["name"]`` names, built with the rest of ``config``."""
+        return make_gate(config.get("name", cls.name), **{k: v for k, v in config.items() if k != "name"})
 
 
 def calibrate(scores: np.ndarray, reference_sorted: np.ndarray, calibration: str = "conformal") -> np.ndarray:
@@ -133,9 +134,6 @@ class VoxelKNNGate(Gate):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
 
-    def config(self) -> dict:
-        return {**super().config(), "n_neighbors": self.n_neighbors, "n_components": self.n_components}
-
     def _project(self, fmri: np.ndarray) -> np.ndarray:
         return (np.asarray(fmri, np.float32) - self.pca_mean_) @ self.pca_components_.T
 
@@ -157,9 +155,6 @@ class KDEGate(Gate):
         super().__init__(calibration)
         self.bandwidth = bandwidth
         self.n_components = n_components
-
-    def config(self) -> dict:
-        return {**super().config(), "bandwidth": self.bandwidth, "n_components": self.n_components}
 
     def _features(self, emb: np.ndarray) -> np.ndarray:
         z = (np.asarray(emb, np.float32) - self.pca_mean_) @ self.pca_components_.T
@@ -196,9 +191,6 @@ class PredictionKNNGate(Gate):
     def __init__(self, n_neighbors: int = 10, calibration: str = "conformal"):
         super().__init__(calibration)
         self.n_neighbors = n_neighbors
-
-    def config(self) -> dict:
-        return {**super().config(), "n_neighbors": self.n_neighbors}
 
     def _unit(self, emb: np.ndarray) -> np.ndarray:
         z = np.asarray(emb, np.float32) - self.embedding_mean_

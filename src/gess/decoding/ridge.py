@@ -25,12 +25,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gess.device import resolve_device
+
 
 def _dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "float64": torch.float64}[name]
 
 
-def _centred_gram(X, device: str, dtype: str):
+def _centred_gram(X, device: str | None, dtype: str):
     """(X as a tensor, its column means, the form, the smaller Gram matrix of the centred X) without copying X."""
     if not isinstance(X, torch.Tensor):
         import warnings
@@ -38,7 +40,7 @@ def _centred_gram(X, device: str, dtype: str):
         with warnings.catch_warnings():  # a read-only memory map: torch warns about writes, and nothing here writes
             warnings.simplefilter("ignore", UserWarning)
             X = torch.as_tensor(np.asarray(X))
-    X = X.to(torch.device(device), _dtype(dtype))
+    X = X.to(torch.device(resolve_device(device)), _dtype(dtype))
     n, p = X.shape
     x_mean = X.mean(0)
     if n <= p:
@@ -81,7 +83,8 @@ class RidgeDecomposition:
     ----------
     X : (n, p) array or tensor; it is read, never copied in full (a float32 numpy
         array on the CPU is used in place).
-    device, dtype : where and in which precision the algebra runs.
+    device, dtype : where (None: the process device, :func:`gess.device.get_device`) and in
+        which precision the algebra runs.
 
     Attributes
     ----------
@@ -91,7 +94,7 @@ class RidgeDecomposition:
     x_mean : (p,) training means of X
     """
 
-    def __init__(self, X, device: str = "cpu", dtype: str = "float32"):
+    def __init__(self, X, device: str | None = None, dtype: str = "float32"):
         self.X, self.x_mean, self.form, gram = _centred_gram(X, device, dtype)
         self.device, self.dtype, self.n = self.X.device, self.X.dtype, len(self.X)
         if self.form == "kernel":
@@ -185,7 +188,7 @@ class RidgeFactorization:
     Cross-fitted predictions use the same leave-group-out identity as :class:`RidgeDecomposition`.
     """
 
-    def __init__(self, X, alpha: float, device: str = "cpu", dtype: str = "float32"):
+    def __init__(self, X, alpha: float, device: str | None = None, dtype: str = "float32"):
         self.X, self.x_mean, self.form, gram = _centred_gram(X, device, dtype)
         self.device, self.dtype, self.n, self.alpha = self.X.device, self.X.dtype, len(self.X), float(alpha)
         gram.diagonal().add_(self.alpha)
@@ -248,7 +251,7 @@ def _groups(alpha_per_target: torch.Tensor):
         yield float(a), np.flatnonzero(values == a)
 
 
-def factorize(X, alphas, device: str = "cpu", dtype: str = "float32"):
+def factorize(X, alphas, device: str | None = None, dtype: str = "float32"):
     """The cheapest exact factorisation for ``alphas``: one Cholesky for a single alpha, an eigendecomposition for a grid."""
     grid = np.atleast_1d(np.asarray(alphas, np.float64))
     if len(np.unique(grid)) == 1:
@@ -275,7 +278,7 @@ class Ridge:
     ----------
     alpha : regularisation used when ``alphas`` is None.
     alphas : candidate values; each target gets the one with the lowest leave-one-out error.
-    device : torch device for the linear algebra ("cpu" or "cuda").
+    device : torch device for the linear algebra ("cpu", "cuda"; None: the process device).
     dtype : "float32" (default) or "float64".
 
     Attributes
@@ -292,7 +295,7 @@ class Ridge:
     (1, 2)
     """
 
-    def __init__(self, alpha: float = 1000.0, alphas=None, device: str = "cpu", dtype: str = "float32"):
+    def __init__(self, alpha: float = 1000.0, alphas=None, device: str | None = None, dtype: str = "float32"):
         self.alpha = alpha
         self.alphas = alphas
         self.device = device
@@ -363,7 +366,7 @@ class Ridge:
         return (np.asarray(X, dtype=np.float32) @ self.coef_ + self.intercept_).astype(np.float32)
 
 
-def cross_fitted_predictions(X: np.ndarray, Y: np.ndarray, alpha: float, folds: int = 5, device: str = "cpu",
+def cross_fitted_predictions(X: np.ndarray, Y: np.ndarray, alpha: float, folds: int = 5, device: str | None = None,
                              groups=None) -> np.ndarray:
     """Predictions of each training sample by a ridge fitted without its fold."""
     ridge = Ridge(alpha, device=device).fit(X, Y)

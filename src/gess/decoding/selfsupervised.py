@@ -35,13 +35,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gess.device import get_device
 from gess.errors import GessInputError
-from gess.options import described, to_dict
+from gess.options import Options, described
+from gess.persistence import load_module_state, module_state, nest, unnest
 
 
 
 @dataclass
-class SelfSupervisedOptions:
+class SelfSupervisedOptions(Options):
     """Training of the self-supervised M_s (``gess fit --ss-*``, ``decoder: {self_supervised: ...}`` in a run config)."""
 
     steps: int = field(default=800, metadata=described("optimisation steps of the decoder D"))
@@ -63,9 +65,6 @@ class SelfSupervisedOptions:
         for name in ("steps", "encoder_steps", "batch_size", "width", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise GessInputError(None, f"self_supervised.{name}", "at least 1", repr(getattr(self, name)))
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -124,8 +123,7 @@ class SelfSupervisedStructuralDecoder:
 
     Parameters
     ----------
-    options : :class:`SelfSupervisedOptions`.
-    device : torch device.
+    options : :class:`SelfSupervisedOptions`. It trains on the process device (:func:`gess.device.get_device`).
 
     Attributes
     ----------
@@ -133,9 +131,8 @@ class SelfSupervisedStructuralDecoder:
     target_shape_ : (S, S, C); losses_ : the last 100 steps' mean of each loss
     """
 
-    def __init__(self, options: SelfSupervisedOptions | None = None, device: str = "cpu"):
+    def __init__(self, options: SelfSupervisedOptions | None = None):
         self.options = options or SelfSupervisedOptions()
-        self.device = device
 
     # ------------------------------------------------------------------ fit
     def fit(self, fmri: np.ndarray, targets: np.ndarray, ridge_coef: np.ndarray, ridge_intercept: np.ndarray,
@@ -160,7 +157,7 @@ class SelfSupervisedStructuralDecoder:
         self.target_shape_ = tuple(int(s) for s in targets.shape[1:])
         side, _, channels = self.target_shape_
         n_voxels = fmri.shape[1]
-        dev = torch.device(self.device)
+        dev = torch.device(get_device())
         z = torch.as_tensor(np.asarray(fmri, np.float32), device=dev)
         x = _to_nchw(targets, dev)
         base = _to_nchw(cross_fitted, dev) if cross_fitted is not None and not opts.train_readout else None
@@ -270,32 +267,32 @@ class SelfSupervisedStructuralDecoder:
     def predict(self, fmri: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Structural targets (n, S, S, C) of z-scored fMRI."""
         out = []
+        device = self.decoder_.readout.weight.device
         with torch.no_grad():
             for start in range(0, len(fmri), batch_size):
-                z = torch.as_tensor(np.asarray(fmri[start:start + batch_size], np.float32), device=self.device)
+                z = torch.as_tensor(np.asarray(fmri[start:start + batch_size], np.float32), device=device)
                 out.append(self.decoder_(z).permute(0, 2, 3, 1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0,) + self.target_shape_, np.float32)
 
     # ---------------------------------------------------------- persistence
     def state(self) -> dict[str, np.ndarray]:
-        tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
-        tensors.update({f"decoder.{k}": v for k, v in self.decoder_.state_dict().items()})
-        return {k: v.detach().cpu().numpy() for k, v in tensors.items()}
+        return {**nest("encoder", module_state(self.encoder_)), **nest("decoder", module_state(self.decoder_))}
 
     def config(self) -> dict:
+        """The options and what fitting found (the shape of one target, the final losses)."""
         return {"options": self.options.to_dict(), "target_shape": list(self.target_shape_), "losses": self.losses_}
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray], n_voxels: int, device: str = "cpu"):
-        self = cls(SelfSupervisedOptions(**config["options"]), device)
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> "SelfSupervisedStructuralDecoder":
+        """The fitted decoder from :meth:`config` and :meth:`state`, on the process device."""
+        self = cls(SelfSupervisedOptions(**config["options"]))
         self.target_shape_ = tuple(config["target_shape"])
         side, _, channels = self.target_shape_
+        n_voxels = int(arrays["encoder.bias"].shape[0])
         self.encoder_ = ImageToVoxels(channels, side, n_voxels, self.options.width)
         self.decoder_ = VoxelsToImage(n_voxels, channels, side, self.options.width)
-        for prefix, module in (("encoder.", self.encoder_), ("decoder.", self.decoder_)):
-            module.load_state_dict({k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
-                                    if k.startswith(prefix)})
-            module.to(device).eval()
+        for name, module in (("encoder", self.encoder_), ("decoder", self.decoder_)):
+            load_module_state(module, unnest(name, arrays)).to(get_device()).eval()
         self.losses_ = config.get("losses", {})
         return self
 

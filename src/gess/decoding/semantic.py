@@ -83,8 +83,7 @@ class SemanticDecoder:
     """
 
     def __init__(self, alpha: float = 1000.0, alphas=None, alignment: str = "batch", n_neighbors: int = 5,
-                 reprojection: str = "released", regularization: float | None = None, w_c: float = 1.0,
-                 device: str = "cpu"):
+                 reprojection: str = "released", regularization: float | None = None, w_c: float = 1.0):
         self.alpha = alpha
         self.alphas = alphas
         self.alignment = alignment
@@ -92,7 +91,6 @@ class SemanticDecoder:
         self.reprojection = reprojection
         self.regularization = regularization
         self.w_c = w_c
-        self.device = device
 
     def fit(self, fmri: np.ndarray, embeddings: np.ndarray, augment_embeddings: np.ndarray | None = None,
             cross_fitted: np.ndarray | None = None, ridge: Ridge | None = None) -> "SemanticDecoder":
@@ -101,7 +99,7 @@ class SemanticDecoder:
             raise GessInputError(None, "alignment", f"one of {ALIGNMENTS}", repr(self.alignment))
         if self.reprojection not in REPROJECTIONS:
             raise GessInputError(None, "reprojection", f"one of {REPROJECTIONS}", repr(self.reprojection))
-        self.ridge_ = ridge if ridge is not None else Ridge(self.alpha, self.alphas, device=self.device).fit(fmri, embeddings)
+        self.ridge_ = ridge if ridge is not None else Ridge(self.alpha, self.alphas).fit(fmri, embeddings)
         parts = [np.asarray(embeddings, np.float32)]
         if augment_embeddings is not None and len(augment_embeddings):
             parts.append(np.asarray(augment_embeddings, np.float32))
@@ -113,6 +111,21 @@ class SemanticDecoder:
             self.reference_std_ = cross_fitted.std(0).astype(np.float32)
         else:
             self.reference_mean_ = self.reference_std_ = None
+        return self
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted arrays: the ridge, the manifold and (when fitted with them) the reference statistics."""
+        arrays = {"coef": self.ridge_.coef_, "intercept": self.ridge_.intercept_, "manifold": self.manifold_}
+        if self.reference_mean_ is not None:
+            arrays.update(reference_mean=self.reference_mean_, reference_std=self.reference_std_)
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray], alpha) -> "SemanticDecoder":
+        """The fitted decoder from :meth:`state` and the alpha its ridge used."""
+        self.ridge_ = Ridge.from_arrays(arrays["coef"], arrays["intercept"], alpha)
+        self.manifold_ = arrays["manifold"]
+        self.manifold_mean_, self.manifold_std_ = self.manifold_.mean(0), self.manifold_.std(0)
+        self.reference_mean_, self.reference_std_ = arrays.get("reference_mean"), arrays.get("reference_std")
         return self
 
     def predict_raw(self, fmri: np.ndarray) -> np.ndarray:

@@ -19,12 +19,12 @@ import torch
 
 from gess.data.images import STRUCTURAL_SMOOTHING_RADIUS_768, gaussian_smooth, resize_images, scaled_radius, to_rgb
 from gess.decoding.ridge import Ridge
-from gess.options import to_dict
-
+from gess.options import Options
+from gess.persistence import Component, config_args
 
 
 @dataclass
-class StructureOptions:
+class StructureOptions(Options):
     """How M_s's target space is chosen for a dataset (``gess fit --structure-*``, ``structure:`` in a run config)."""
 
     kind: Literal["pixels", "latent"] = field(default="pixels", metadata={
@@ -32,9 +32,6 @@ class StructureOptions:
     size: int | None = field(default=None, metadata={"help": "side of the blurred target, pixels (default min(side, 64))"})
     radius: float | None = field(default=None, metadata={"help": "blur radius in pixels (default r = 15 at 768 px, scaled)"})
     generator: str | None = field(default=None, metadata={"help": "for kind latent: the generator directory or hub id"})
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
 
 
 class Autoencoder(Protocol):
@@ -47,7 +44,7 @@ class Autoencoder(Protocol):
         ...
 
 
-class StructuralSpace:
+class StructuralSpace(Component):
     """What M_s predicts: blurred images, or a generator's latents of them.
 
     Parameters
@@ -66,6 +63,8 @@ class StructuralSpace:
     (2, 16, 16, 1)
     """
 
+    not_config = ("autoencoder",)  # a loaded generator, passed again to from_config
+
     def __init__(self, size: int, radius: float | None = None, grey: bool = False,
                  kind: Literal["pixels", "latent"] = "pixels", generator: str | None = None,
                  autoencoder: Autoencoder | None = None):
@@ -76,13 +75,10 @@ class StructuralSpace:
         self.generator = generator
         self.autoencoder = autoencoder
 
-    def config(self) -> dict:
-        return {"size": self.size, "radius": self.radius, "grey": self.grey, "kind": self.kind, "generator": self.generator}
-
     @classmethod
     def from_config(cls, config: dict, autoencoder: Autoencoder | None = None) -> "StructuralSpace":
         kind = config.get("kind", config.get("name", "pixels"))  # gess 0.1 wrote "name": "pixels"
-        return cls(config["size"], config.get("radius"), config.get("grey", False), kind, config.get("generator"), autoencoder)
+        return cls(**{**config_args(cls, config), "kind": kind, "autoencoder": autoencoder})
 
     def blurred(self, images: np.ndarray) -> np.ndarray:
         """Blurred images, float32 in [0, 1], (n, size, size, C)."""
@@ -131,17 +127,25 @@ class StructuralDecoder:
     ridge_ : the fitted ridge; target_shape_ : shape of one target.
     """
 
-    def __init__(self, alpha: float = 1000.0, alphas=None, device: str = "cpu"):
+    def __init__(self, alpha: float = 1000.0, alphas=None):
         self.alpha = alpha
         self.alphas = alphas
-        self.device = device
 
     def fit(self, fmri: np.ndarray, targets: np.ndarray, ridge: Ridge | None = None) -> "StructuralDecoder":
         """Fit on z-scored fMRI; ``ridge``, when given, is an already fitted voxels -> targets ridge."""
         targets = np.asarray(targets, np.float32)
         self.target_shape_ = tuple(targets.shape[1:])
         flat = targets.reshape(len(targets), -1)
-        self.ridge_ = ridge if ridge is not None else Ridge(self.alpha, self.alphas, device=self.device).fit(fmri, flat)
+        self.ridge_ = ridge if ridge is not None else Ridge(self.alpha, self.alphas).fit(fmri, flat)
+        return self
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"coef": self.ridge_.coef_, "intercept": self.ridge_.intercept_}
+
+    def load_state(self, arrays: dict[str, np.ndarray], alpha, target_shape) -> "StructuralDecoder":
+        """The fitted decoder from :meth:`state`, the alpha it used and the shape of one target."""
+        self.ridge_ = Ridge.from_arrays(arrays["coef"], arrays["intercept"], alpha)
+        self.target_shape_ = tuple(target_shape)
         return self
 
     def predict(self, fmri: np.ndarray) -> np.ndarray:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from gess.decoding.ridge import Ridge, cv_folds
+from gess.persistence import Component
 
 DEFAULT_ALPHAS = (1e1, 1e2, 1e3, 1e4, 1e5)
 
 
-class BrainConsistency:
+class BrainConsistency(Component):
     """Encoding-model trust score of reconstructions (see the module docstring).
 
     Parameters
@@ -47,7 +48,8 @@ class BrainConsistency:
 
     def fit(self, z: np.ndarray, embeddings: np.ndarray, groups=None) -> "BrainConsistency":
         """Fit on z-scored training voxels (n, v) and the embeddings (n, d) of each trial's image."""
-        ridge = Ridge(alphas=list(self.alphas)).fit(np.asarray(embeddings, np.float32), z, chunk=max(8192, z.shape[1]))
+        ridge = Ridge(alphas=list(self.alphas), device="cpu")  # on the CPU, whatever the process device
+        ridge.fit(np.asarray(embeddings, np.float32), z, chunk=max(8192, z.shape[1]))
         held_out = ridge.cross_fitted(cv_folds(len(z), self.folds, groups))
         r = _columnwise_correlation(held_out, z)
         order = np.argsort(-r)[: self.n_voxels]
@@ -77,9 +79,6 @@ class BrainConsistency:
         self.coef_, self.intercept_, self.reference_ = arrays["coef"], arrays["intercept"], arrays["reference"]
         return self
 
-    def config(self) -> dict:
-        return {"alphas": list(self.alphas), "n_voxels": self.n_voxels, "max_reference": self.max_reference,
-                "folds": self.folds, "seed": self.seed}
 
 
 def _standardized_rows(x: np.ndarray) -> np.ndarray:

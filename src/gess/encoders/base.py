@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from gess.device import resolve_device
 from gess.errors import GessInputError
 from gess.progress import progress_bar
 
@@ -51,13 +52,14 @@ class ImageEncoder(ABC):
 
     Subclasses implement :meth:`encode_tensor` on float images in [0, 1]
     (N, 3, H, W); it is differentiable so that gradient guidance can use it.
+    ``device`` None is the process device (:func:`gess.device.get_device`).
     """
 
     name: str = "encoder"
     dim: int = 0
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int = 32):
-        self.device = torch.device(device)
+    def __init__(self, device: str | torch.device | None = None, batch_size: int = 32):
+        self.device = device if isinstance(device, torch.device) else torch.device(resolve_device(device))
         self.batch_size = batch_size
 
     @abstractmethod

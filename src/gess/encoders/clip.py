@@ -40,7 +40,7 @@ class CLIPImageEncoder(ImageEncoder):
 
     name = "clip"
 
-    def __init__(self, model_id_or_dir: str = DEFAULT_CLIP_ID, device="cpu", batch_size=32, model=None):
+    def __init__(self, model_id_or_dir: str = DEFAULT_CLIP_ID, device=None, batch_size=32, model=None):
         super().__init__(device, batch_size)
         self.model_id = str(model_id_or_dir)
         self.model = (model if model is not None else load_clip_vision(model_id_or_dir)).to(self.device).eval()

@@ -45,7 +45,7 @@ class EfficientNetLite0Encoder(ImageEncoder):
     mean = (0.5, 0.5, 0.5)
     std = (0.5, 0.5, 0.5)
 
-    def __init__(self, weights_path: str | Path | None = None, device="cpu", batch_size=32, image_size: int = 224, model=None):
+    def __init__(self, weights_path: str | Path | None = None, device=None, batch_size=32, image_size: int = 224, model=None):
         super().__init__(device, batch_size)
         self.image_size = image_size
         self.weights_path = str(weights_path) if weights_path else None

@@ -1,28 +1,20 @@
-"""The protocols of docs/evaluation.md: the GESS paper's, MindEye's suite and Brain-Diffuser's variant."""
+"""The protocols of docs/evaluation.md: the GESS paper's, MindEye's suite and Brain-Diffuser's variant.
+
+The built-in metrics are registered here the way any metric is (:mod:`gess.evaluation.registry`);
+:func:`evaluate` computes every registered metric of a protocol.
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gess.evaluation.identification import distinct_stimuli, paired_correlation, two_way_all_pairs, two_way_random
-from gess.evaluation.networks import SUITE, load_network, unavailable_reason
+from gess.evaluation.networks import SUITE, MetricNetwork, load_network, unavailable_reason
+from gess.evaluation.registry import (PROTOCOLS, Metric, MetricContext, MetricUnavailable, metrics_for, register_metric,
+                                      resize, to_tensor)
 
-PROTOCOLS = ("paper", "mindeye", "brain-diffuser")
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 or float [0, 1] images (N, H, W, C) -> float (N, 3, H, W) in [0, 1]."""
-    x = torch.as_tensor(np.ascontiguousarray(images))
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    if x.ndim == 3:
-        x = x[..., None]
-    x = x.permute(0, 3, 1, 2)
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
-def resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+__all__ = ["PROTOCOLS", "evaluate", "pixcorr", "ssim", "spectral_angle", "rmse_matrix", "cosine_distance_matrix",
+           "correlation_distance", "resize", "to_tensor"]
 
 
 def pixcorr(gt: torch.Tensor, rec: torch.Tensor) -> np.ndarray:
@@ -67,17 +59,83 @@ def correlation_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 1.0 - paired_correlation(a, b)
 
 
-def _embed(encoder, images: torch.Tensor) -> np.ndarray:
-    """Encoder features of [0, 1] images, cached by content (ground truths recur across methods)."""
-    from gess.cache import cached_array, fingerprint
+# --- the built-in metrics -------------------------------------------------------------------------
 
-    pixels = np.rint(images.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-    return cached_array("evaluation", fingerprint(pixels, encoder.spec().to_dict()), lambda: encoder.encode(pixels))
+def _pixcorr(ctx: MetricContext) -> np.ndarray:
+    return pixcorr(*ctx.pixel_pair())
 
+
+def _ssim(ctx: MetricContext) -> np.ndarray:
+    return ssim(*ctx.pixel_pair())
+
+
+def _twoway_pixels(distance):
+    """The paper's random-draw 2-way identification by ``distance`` at the ground truth's resolution."""
+    def compute(ctx: MetricContext) -> np.ndarray:
+        rec = ctx.reconstructions_at(ctx.ground_truth.shape[-1]).numpy()
+        return two_way_random(distance(rec, ctx.ground_truth.numpy()), ctx.trials, ctx.seed, ctx.distinct)
+    return compute
+
+
+def _twoway_embedding(ctx: MetricContext) -> np.ndarray:
+    if ctx.encoder is None:
+        raise MetricUnavailable("no embedding encoder given")
+    eg, er = ctx.embed(ctx.encoder, ctx.ground_truth), ctx.embed(ctx.encoder, ctx.reconstructions)
+    return two_way_random(cosine_distance_matrix(er, eg), ctx.trials, ctx.seed, ctx.distinct)
+
+
+def _suite_network(net: MetricNetwork):
+    """A suite network's metric: all-pairs 2-way identification or correlation distance of its features."""
+    def compute(ctx: MetricContext) -> np.ndarray:
+        try:
+            model = load_network(net, ctx.weights_dir, model=ctx.networks.get(net.name))
+        except FileNotFoundError:
+            raise MetricUnavailable(unavailable_reason(net, ctx.weights_dir)) from None
+        gt, rec = ctx.network_pair()
+        size = ctx.images.network_input
+        fg, fr = net.features(model, gt, size), net.features(model, rec, size)
+        return two_way_all_pairs(fg, fr, ctx.distinct) if net.kind == "twoway" else correlation_distance(fg, fr)
+    return compute
+
+
+def _clip(ctx: MetricContext) -> np.ndarray:
+    if ctx.clip_encoder is None:
+        raise MetricUnavailable("CLIP ViT-L/14 weights not found in the Hugging Face cache; "
+                                "pass --clip DIR (a saved CLIPVisionModelWithProjection)")
+    gt, rec = ctx.network_pair()
+    return two_way_all_pairs(ctx.embed(ctx.clip_encoder, gt), ctx.embed(ctx.clip_encoder, rec), ctx.distinct)
+
+
+_SUITE_PROTOCOLS = ("mindeye", "brain-diffuser")
+
+
+def _suite_metric(name: str, definition: str) -> Metric:
+    """The metric of ``SUITE[name]``; its direction follows the network's kind."""
+    net = SUITE[name]
+    return Metric(name, _suite_network(net), net.kind == "twoway", definition, _SUITE_PROTOCOLS)
+
+
+register_metric(Metric("pixcorr", _pixcorr, True,
+                       "Pearson correlation of the pixels of reconstruction and stimulus (1 = identical)"))
+register_metric(Metric("ssim", _ssim, True, "structural similarity of reconstruction and stimulus, grey (1 = identical)"))
+register_metric(Metric("twoway_rmse", _twoway_pixels(rmse_matrix), True,
+                       "2-way identification by pixel RMSE: the share of random draws of another test stimulus in "
+                       "which the reconstruction is closer to its own stimulus (0.5 = chance, 1 = always)"))
+register_metric(Metric("twoway_sam", _twoway_pixels(spectral_angle), True,
+                       "2-way identification as above, by the spectral angle (SAM) between the flattened pixel vectors"))
+register_metric(Metric("twoway_embedding", _twoway_embedding, True,
+                       "2-way identification as above, by the cosine distance of image embeddings ({encoder})"))
+register_metric(_suite_metric("alexnet2", "all-pairs 2-way identification on AlexNet layer-2 features"))
+register_metric(_suite_metric("alexnet5", "all-pairs 2-way identification on AlexNet layer-5 features"))
+register_metric(_suite_metric("inception", "all-pairs 2-way identification on Inception-v3 features"))
+register_metric(_suite_metric("effnet", "correlation distance of EfficientNet-B1 features (0 = identical)"))
+register_metric(_suite_metric("swav", "correlation distance of SwAV ResNet-50 features (0 = identical)"))
+register_metric(Metric("clip", _clip, True, "all-pairs 2-way identification on CLIP ViT-L/14 image embeddings",
+                       _SUITE_PROTOCOLS))
 
 def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: str = "mindeye", encoder=None,
              weights_dir=None, trials: int = 10, seed: int = 0, networks: dict | None = None, clip_encoder=None) -> dict:
-    """All metrics of a protocol, with per-sample values.
+    """Every registered metric of a protocol, with per-sample values.
 
     Parameters
     ----------
@@ -94,53 +152,24 @@ def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: st
         from gess.errors import GessInputError
 
         raise GessInputError(None, "protocol", f"one of {', '.join(PROTOCOLS)}", repr(protocol))
-    gt, rec = to_tensor(ground_truth), to_tensor(reconstructions)
+    gt = to_tensor(ground_truth)
     n = len(gt)
     # identical ground-truth images (one stimulus under two ids) are never each other's "other" candidate
     distinct = distinct_stimuli(np.asarray(ground_truth))
-    distinct = None if distinct.sum() == n * (n - 1) else distinct
+    ctx = MetricContext(protocol, gt, to_tensor(reconstructions), None if distinct.sum() == n * (n - 1) else distinct,
+                        trials, seed, clip_encoder or encoder, clip_encoder, dict(networks or {}), weights_dir)
     per: dict[str, np.ndarray] = {}
     unavailable: dict[str, str] = {}
-
-    # pixel-level: the suite resizes both to 256 then 425; Brain-Diffuser goes to 425 from the original
-    if protocol == "brain-diffuser":
-        g425, r425 = resize(gt, 425), resize(rec, 425)
-    else:
-        g256, r256 = resize(gt, 256), resize(rec, 256)
-        g425, r425 = resize(g256, 425), resize(r256, 425)
-    per["pixcorr"] = pixcorr(g425, r425)
-    per["ssim"] = ssim(g425, r425)
-
-    # the paper's random-draw 2-way identification (at the ground truth's resolution)
-    side = gt.shape[-1]
-    r_gt_res = resize(rec, side).numpy()
-    per["twoway_rmse"] = two_way_random(rmse_matrix(r_gt_res, gt.numpy()), trials, seed, distinct)
-    per["twoway_sam"] = two_way_random(spectral_angle(r_gt_res, gt.numpy()), trials, seed, distinct)
-    emb_encoder = clip_encoder or encoder
-    if emb_encoder is not None:
-        eg, er = _embed(emb_encoder, gt), _embed(emb_encoder, rec)
-        per["twoway_embedding"] = two_way_random(cosine_distance_matrix(er, eg), trials, seed, distinct)
-    else:
-        unavailable["twoway_embedding"] = "no embedding encoder given"
-
-    if protocol in ("mindeye", "brain-diffuser"):
-        base_gt, base_rec = (gt, rec) if protocol == "brain-diffuser" else (g256, r256)
-        for name, net in SUITE.items():
-            try:
-                model = load_network(net, weights_dir, model=(networks or {}).get(name))
-            except FileNotFoundError:
-                unavailable[name] = unavailable_reason(net, weights_dir)
-                continue
-            size = 224 if protocol == "brain-diffuser" else None
-            fg, fr = net.features(model, base_gt, size), net.features(model, base_rec, size)
-            per[name] = two_way_all_pairs(fg, fr, distinct) if net.kind == "twoway" else correlation_distance(fg, fr)
-        if clip_encoder is not None:
-            cg, cr = _embed(clip_encoder, base_gt), _embed(clip_encoder, base_rec)
-            per["clip"] = two_way_all_pairs(cg, cr, distinct)
-        else:
-            unavailable["clip"] = ("CLIP ViT-L/14 weights not found in the Hugging Face cache; "
-                                   "pass --clip DIR (a saved CLIPVisionModelWithProjection)")
+    for metric in metrics_for(protocol):
+        try:
+            values = np.asarray(metric.compute(ctx), np.float64)
+        except MetricUnavailable as why:
+            unavailable[metric.name] = str(why)
+            continue
+        if values.shape != (n,):
+            raise ValueError(f"metric {metric.name!r} returned shape {values.shape}, expected ({n},): one value per sample")
+        per[metric.name] = values
     metrics = {k: float(np.nanmean(v)) for k, v in per.items()}
     per_sample = [{k: float(v[i]) for k, v in per.items()} for i in range(n)]
     return {"protocol": protocol, "n": n, "metrics": metrics, "per_sample": per_sample, "unavailable": unavailable,
-            "embedding_encoder": getattr(emb_encoder, "name", None)}
+            "embedding_encoder": getattr(ctx.encoder, "name", None)}

@@ -7,9 +7,8 @@ import numpy as np
 
 from gess.errors import GessInputError
 from gess.evaluation.metrics import evaluate
+from gess.evaluation.registry import METRICS
 from gess.io import read_json, write_json
-
-HIGHER_IS_BETTER = {"effnet": False, "swav": False}
 
 
 def load_reconstructions(recon: str | Path, stimulus_ids) -> tuple[np.ndarray, list[str], dict]:
@@ -59,6 +58,7 @@ def evaluate_directory(recon, dataset, protocol="paper", encoder=None, clip_enco
 
 
 def print_summary(result: dict, console) -> None:
+    """A table of the metrics, each with the arrow of its better direction, then the unavailable ones and why."""
     from rich.table import Table
 
     table = Table(title=f"{result['protocol']} protocol, n = {result['n']}"
@@ -67,8 +67,8 @@ def print_summary(result: dict, console) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in result["metrics"].items():
-        arrow = "↓" if not HIGHER_IS_BETTER.get(name, True) else "↑"
-        table.add_row(f"{name} {arrow}", f"{value:.4f}")
+        metric = METRICS.get(name)  # a name the registry does not know (an old file) gets no arrow
+        table.add_row(f"{name} {metric.arrow}" if metric else name, f"{value:.4f}")
     for name, reason in result["unavailable"].items():
         table.add_row(f"[dim]{name}[/dim]", "[dim]unavailable[/dim]")
     console.print(table)

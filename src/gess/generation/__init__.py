@@ -11,8 +11,8 @@ from gess.generation.cs import ComponentSubstitution, CSOptions
 from gess.generation.filters import lowpass
 from gess.generation.gg import GGOptions, GradientGuidance
 from gess.generation.methods import GENERATOR_METHODS, METHODS, structure_weight
-from gess.generation.reconstruct import reconstruct
+from gess.generation.generate import generate_images
 from gess.generation.sampling import SamplingOptions, sample
 
-__all__ = ["sample", "reconstruct", "SamplingOptions", "METHODS", "GENERATOR_METHODS", "structure_weight",
+__all__ = ["sample", "generate_images", "SamplingOptions", "METHODS", "GENERATOR_METHODS", "structure_weight",
            "ComponentSubstitution", "CSOptions", "CS_PRESETS", "GradientGuidance", "GGOptions", "lowpass"]

@@ -24,7 +24,7 @@ import torch
 
 from gess.errors import GessInputError
 from gess.generation.filters import lowpass
-from gess.options import described, to_dict
+from gess.options import Options, described
 
 PRESETS = {
     "paper": dict(lowpass_factor=2.0, fraction=1.0, tau=0.0, noise_at="previous"),
@@ -34,7 +34,7 @@ PRESETS = {
 
 
 @dataclass
-class CSOptions:
+class CSOptions(Options):
     """Component substitution; unset (None) fields take the preset's value."""
 
     preset: Literal[tuple(PRESETS)] = field(default="paper", metadata=described("paper | released: defaults of the fields below"))
@@ -61,9 +61,6 @@ class CSOptions:
             raise GessInputError(None, "fraction", "a share of the steps in [0, 1]", repr(self.fraction))
         if self.tune_folds < 2:
             raise GessInputError(None, "tune_folds", "at least 2 folds", repr(self.tune_folds))
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
 
     def substitution(self) -> dict:
         """The settings that act on sampling (what a reconstruction's manifest records)."""

@@ -27,11 +27,11 @@ import torch
 
 from gess.encoders.base import resize_tensor
 from gess.generation.filters import lowpass
-from gess.options import to_dict
+from gess.options import Options
 
 
 @dataclass
-class GGOptions:
+class GGOptions(Options):
     """Gradient guidance."""
 
     scale: float = field(default=0.2, metadata={"help": "structural step (per-element gradient units)"})
@@ -42,9 +42,6 @@ class GGOptions:
     fraction: float = field(default=0.9, metadata={"help": "guide the first share of the steps, leave the last free"})
     semantic_every: int = field(default=3, metadata={"help": "the semantic step (an encoder backward pass) every k-th "
                                                              "guided step: 2.9x plain cost instead of 7x"})
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
 
 
 class GradientGuidance:

@@ -11,12 +11,13 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
+from gess.device import resolve_device
 from gess.errors import GessInputError
-from gess.options import to_dict
+from gess.options import Options
 
 
 @dataclass
-class SamplingOptions:
+class SamplingOptions(Options):
     """How every generator method samples."""
 
     steps: int = field(default=50, metadata={"help": "DDIM steps"})
@@ -33,9 +34,6 @@ class SamplingOptions:
         if not 0.0 <= self.min_structure_weight <= 1.0:
             raise GessInputError(None, "min_structure_weight", "a weight in [0, 1]", repr(self.min_structure_weight))
 
-    def to_dict(self) -> dict:
-        return to_dict(self)
-
 
 class Backend(Protocol):
     """What the loop needs of a generator (see ``gess.generation.backends``)."""
@@ -46,9 +44,11 @@ class Backend(Protocol):
     def predict_noise(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
 
 
-def initial_noise(seeds: Sequence[int], shape: tuple[int, ...], device="cpu", dtype=torch.float32) -> torch.Tensor:
-    """One seeded Gaussian draw per sample, so a sample's result does not depend on its batch."""
-    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device, dtype)
+def initial_noise(seeds: Sequence[int], shape: tuple[int, ...], device=None, dtype=torch.float32) -> torch.Tensor:
+    """One seeded Gaussian draw per sample (on the CPU, then moved to ``device``, default the process device),
+    so a sample's result does not depend on its batch or device."""
+    noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+    return noise.to(device if device is not None else resolve_device(), dtype)
 
 
 def guided_noise(backend: Backend, z: torch.Tensor, t, cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:

@@ -23,13 +23,13 @@ from gess.generation.backends import SCHEDULER_NAME, default_scheduler
 from gess.generation.backends.pixel import PixelAutoencoder, PixelPrior, embedding_statistics
 from gess.checkpoint import check_resumable, deferred_interrupts, load_checkpoint, save_checkpoint
 from gess.io import write_json
-from gess.options import described, to_dict
+from gess.options import Options, described
 from gess.progress import progress_bar
 
 
 
 @dataclass
-class TrainOptions:
+class TrainOptions(Options):
     """Training of the pixel prior."""
 
     steps: int = field(default=1200, metadata=described("optimisation steps"))
@@ -57,9 +57,6 @@ class TrainOptions:
         if self.image_size % 2 ** (len(self.block_out_channels) - 1):
             raise GessInputError(None, "image_size", f"a multiple of {2 ** (len(self.block_out_channels) - 1)} "
                                  f"({len(self.block_out_channels)} UNet levels)", repr(self.image_size))
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
 
 
 def augment_batch(x: torch.Tensor, opts: TrainOptions, generator: torch.Generator) -> torch.Tensor:
@@ -127,7 +124,7 @@ def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOption
             raise KeyboardInterrupt
 
 
-def train_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, encoder: EncoderSpec,
+def train_pixel_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Path, encoder: EncoderSpec,
                 options: TrainOptions | None = None, progress: bool = True, extra_config: dict | None = None) -> Path:
     """Train (or resume training) a :class:`PixelPrior` on uint8 images and their embeddings.
 

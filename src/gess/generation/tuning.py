@@ -3,7 +3,7 @@
 CS settings do not transfer across resolutions and spaces (docs/generation.md): the
 low-pass cutoff, the share of substituted steps and the floor on the gated pi_s
 are picked here by the pixel correlation of reconstructions of held-out training
-stimuli, decoded by decoders fitted without them (``gess.stages.held_out_fold_outputs``).
+stimuli, decoded by decoders fitted without them (``gess.folds.held_out_fold_outputs``).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from gess.evaluation.identification import paired_correlation
 from gess.generation.cs import CSOptions
-from gess.generation.reconstruct import reconstruct
+from gess.generation.generate import generate_images
 from gess.generation.sampling import SamplingOptions
 
 
@@ -36,7 +36,7 @@ def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), 
         opts = replace(base, lowpass_factor=factor, fraction=fraction, tune=False)
         scores = []
         for fold in fold_outputs:
-            imgs = reconstruct(backend, fold["c_prime"], fold["c"], fold["s"], fold["pi_c"], method,
+            imgs = generate_images(backend, fold["c_prime"], fold["c"], fold["s"], fold["pi_c"], method,
                                replace(sampling, min_structure_weight=floor), seeds=list(range(len(fold["c"]))),
                                cs_options=opts)
             target = fold["target"]

@@ -10,10 +10,10 @@ import yaml
 
 from gess.report.figures import save_grid, save_split_figure
 from gess.evaluation.trustworthiness import describe
-from gess.report.html import accuracy_vs_scores_figure, pi_by_group_figure, write_report
+from gess.report.html import accuracy_vs_scores_figure, pi_by_group_figure, write_report as write_html
 
 
-def build_report(run, out: Path) -> Path:
+def write_report(run, out: Path) -> Path:
     """``out/report.html`` for a finished run (a :class:`gess.run.RunResult`)."""
     from gess.data.images import load_image, resize_images
 
@@ -58,10 +58,10 @@ def build_report(run, out: Path) -> Path:
     pi_rows = [[str(test_ids[i]), str(groups[i]), f"{decoded.pi_c[i]:.3f}"] + [_trust_text(trust[n][i], "") for n in names]
                for i in np.argsort(-decoded.pi_c)]
     config_text = yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), sort_keys=False)
-    return write_report(out / "report.html", cfg.title, config_text, summary["methods"], summary["protocol"], grid,
-                        pi_rows, figures, notes, summary.get("unavailable"), trust_sentences=sentences,
-                        right_digit=summary.get("right_digit"), pi_columns=[f"trust ({n})" for n in names],
-                        embedding_encoder=_embedding_encoder(results))
+    return write_html(out / "report.html", cfg.title, config_text, summary["methods"], summary["protocol"], grid,
+                      pi_rows, figures, notes, summary.get("unavailable"), trust_sentences=sentences,
+                      right_digit=summary.get("right_digit"), pi_columns=[f"trust ({n})" for n in names],
+                      embedding_encoder=_embedding_encoder(results))
 
 
 def _trust_text(value, prefix: str = "trust ") -> str:

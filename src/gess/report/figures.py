@@ -8,7 +8,8 @@ import numpy as np
 from gess.io import atomic_path
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +20,7 @@ def _pyplot():
 
 def save_split_figure(embeddings: np.ndarray, ids, split, path: str | Path) -> Path:
     """2-D PCA projection of the embeddings, coloured by side of the generalized split."""
-    plt = _pyplot()
+    plt = pyplot()
     x = embeddings - embeddings.mean(0)
     _, _, vh = np.linalg.svd(x, full_matrices=False)
     xy = x @ vh[:2].T
@@ -45,7 +46,7 @@ def save_grid(columns: dict[str, np.ndarray], path: str | Path, row_labels: list
 
     ``cell_labels`` puts a caption under each image of the named columns (e.g. its trust score).
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = list(columns)
     n = len(next(iter(columns.values())))
     cell_labels = cell_labels or {}

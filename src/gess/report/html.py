@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gess.evaluation.registry import METRICS
 from gess.io import atomic_path
 
 
@@ -26,9 +27,9 @@ def figure_bytes(fig) -> bytes:
 def accuracy_vs_scores_figure(per_method: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bytes:
     """Per-sample accuracy against pi_c (left) and against trust (right), one colour per method, with rho."""
     from gess.evaluation.trustworthiness import spearman
-    from gess.report.figures import _pyplot
+    from gess.report.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), sharey=True)
     for ax, (k, label) in zip(axes, ((0, "pi_c (semantic confidence, the gate)"), (1, "trust (brain consistency)"))):
         for name, values in per_method.items():
@@ -46,9 +47,9 @@ def accuracy_vs_scores_figure(per_method: dict[str, tuple[np.ndarray, np.ndarray
 
 def pi_by_group_figure(pi_c: np.ndarray, groups: np.ndarray) -> bytes:
     """pi_c per test sample, coloured by group (e.g. inside / outside the training semantics)."""
-    from gess.report.figures import _pyplot
+    from gess.report.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3))
     order = np.argsort(pi_c)
     for g in sorted(set(groups.tolist())):
@@ -90,32 +91,24 @@ pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}.note{color:
 """
 
 
-METRIC_DEFINITIONS = {
-    "pixcorr": ("higher", "Pearson correlation of the pixels of reconstruction and stimulus (1 = identical)"),
-    "ssim": ("higher", "structural similarity of reconstruction and stimulus, grey (1 = identical)"),
-    "twoway_rmse": ("higher", "2-way identification by pixel RMSE: the share of random draws of another test stimulus "
-                    "in which the reconstruction is closer to its own stimulus (0.5 = chance, 1 = always)"),
-    "twoway_sam": ("higher", "2-way identification as above, by the spectral angle (SAM) between the flattened "
-                   "pixel vectors"),
-    "twoway_embedding": ("higher", "2-way identification as above, by the cosine distance of image embeddings "
-                         "({encoder})"),
-    "alexnet2": ("higher", "all-pairs 2-way identification on AlexNet layer-2 features"),
-    "alexnet5": ("higher", "all-pairs 2-way identification on AlexNet layer-5 features"),
-    "inception": ("higher", "all-pairs 2-way identification on Inception-v3 features"),
-    "clip": ("higher", "all-pairs 2-way identification on CLIP ViT-L/14 image embeddings"),
-    "effnet": ("lower", "correlation distance of EfficientNet-B1 features (0 = identical)"),
-    "swav": ("lower", "correlation distance of SwAV ResNet-50 features (0 = identical)"),
-}
+def _direction(name: str) -> tuple[str, str]:
+    """(header arrow, phrase) of a registered metric's better direction; none for a name the registry lacks."""
+    metric = METRICS.get(name)
+    if metric is None:
+        return "", ""
+    return (" &uarr;", "&uarr; higher is better") if metric.higher_is_better else (" &darr;", "&darr; lower is better")
 
 
 def metric_definitions(names, embedding_encoder: str | None = None) -> str:
-    """An HTML list defining each metric shown and the direction that is better."""
+    """An HTML list defining each metric shown and the direction that is better (from the metric registry)."""
     items = []
     for name in names:
-        better, text = METRIC_DEFINITIONS.get(name, ("higher", ""))
-        arrow = "&uarr; higher is better" if better == "higher" else "&darr; lower is better"
-        items.append(f"<li><b>{html.escape(name)}</b> ({arrow}): "
-                     f"{html.escape(text.format(encoder=embedding_encoder or 'the run encoder'))}</li>")
+        metric = METRICS.get(name)
+        if metric is None:
+            items.append(f"<li><b>{html.escape(name)}</b>: not a registered metric (no definition, no direction)</li>")
+            continue
+        text = metric.definition.replace("{encoder}", embedding_encoder or "the run encoder")
+        items.append(f"<li><b>{html.escape(name)}</b> ({_direction(name)[1]}): {html.escape(text)}</li>")
     return f"<ul class='note'>{''.join(items)}</ul>"
 
 
@@ -132,9 +125,8 @@ def write_report(path: str | Path, title: str, config_text: str, metrics: dict[s
     if metrics:
         names = sorted({k for m in metrics.values() for k in m})
         rows = [[html.escape(method)] + [f"{m[k]:.3f}" if k in m else "" for k in names] for method, m in metrics.items()]
-        arrows = {k: (" &darr;" if METRIC_DEFINITIONS.get(k, ("higher",))[0] == "lower" else " &uarr;") for k in names}
         parts.append(f"<h2>Metrics ({html.escape(protocol)} protocol)</h2>"
-                     + _table(rows, ["method"] + names, {k: arrows[k] for k in names})
+                     + _table(rows, ["method"] + names, {k: _direction(k)[0] for k in names})
                      + metric_definitions(names, embedding_encoder))
     if right_digit:
         groups = list(next(iter(right_digit.values())))

@@ -1,18 +1,119 @@
-"""Generator backends behind one interface: a scheduler, a noise predictor and image <-> space maps.
+"""Generator backends behind one interface (:class:`GeneratorBackend`), found in one registry.
 
 One file per backend: ``pixel.py`` (the small prior ``gess prior train`` makes) and
-``unclip.py`` (Stable Diffusion 2.1 unCLIP). What the sampling loop needs of a
-backend is :class:`gess.generation.sampling.Backend`; what the stages need besides
-is ``name``, ``device``, ``encoder_spec``, ``config()``, ``condition``,
-``to_images`` and ``from_images``.
+``unclip.py`` (Stable Diffusion 2.1 unCLIP). A new backend is a class implementing
+:class:`GeneratorBackend` in its own file and one call,
+``register_backend(BackendEntry("name", "package.module:Class", recognises))``.
 """
 from __future__ import annotations
 
+import importlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Protocol
 
-from gess.errors import MissingWeightsError
+import numpy as np
+import torch
+
+from gess.device import resolve_device
+from gess.encoders.base import EncoderSpec
+from gess.errors import GessInputError, MissingWeightsError
+from gess.io import read_json
+from gess.weights import is_hub_id
 
 SCHEDULER_NAME = "scheduler_config.json"
+
+
+class GeneratorBackend(Protocol):
+    """Every member gess uses of a generator: the sampling loop, CS, GG and the stages."""
+
+    name: str                    # the registered name, recorded in manifests and run configs
+    device: torch.device
+    scheduler: object            # a diffusers scheduler (set_timesteps, step, timesteps, alphas_cumprod, config)
+    encoder_spec: EncoderSpec    # whose embeddings condition it (checked against the decoders')
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, device: str | None = None) -> "GeneratorBackend": ...
+    def config(self) -> dict: ...                                    # JSON description (enters fingerprints)
+    def latent_shape(self) -> tuple[int, ...]: ...                   # (C, H, W) of the space sampled in
+    def condition(self, c_prime: np.ndarray, c: np.ndarray | None = None) -> torch.Tensor: ...
+    def predict_noise(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
+    def from_images(self, images: torch.Tensor) -> torch.Tensor: ...  # (N, C, H, W) in [0, 1] -> its space
+    def to_images(self, z: torch.Tensor) -> torch.Tensor: ...         # its space -> (N, 3, H, W) in [0, 1]; differentiable
+    # ``image_size`` (int): the pixel side, needed only when M_s predicts its latents (structure kind: latent)
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One generator backend.
+
+    name : what run configs (``generator.backend``) call it.
+    cls : the class, or ``"module:Class"`` imported on first use (``import gess`` stays fast).
+    recognises : whether a local directory holds this backend's weights.
+    hub_ids : whether ``owner/name`` hub ids (from the local cache) are this backend's.
+    trainable : whether ``gess prior train`` makes it (runs train it on the spot when no path is given).
+    """
+
+    name: str
+    cls: type | str
+    recognises: Callable[[Path], bool]
+    hub_ids: bool = False
+    trainable: bool = False
+
+    def load(self, source: str | Path, device: str | None = None) -> GeneratorBackend:
+        cls = self.cls
+        if isinstance(cls, str):
+            module, _, attr = cls.partition(":")
+            cls = getattr(importlib.import_module(module), attr)
+        return cls.from_pretrained(source, device=device)
+
+
+BACKENDS: dict[str, BackendEntry] = {}
+
+
+def register_backend(entry: BackendEntry, replace: bool = False) -> BackendEntry:
+    """Make a backend known to ``load_backend``, ``gess reconstruct`` and run configs."""
+    if entry.name in BACKENDS and not replace:
+        raise ValueError(f"a generator backend named {entry.name!r} is already registered (pass replace=True)")
+    BACKENDS[entry.name] = entry
+    return entry
+
+
+def backend_entry(name: str, source=None) -> BackendEntry:
+    if name not in BACKENDS:
+        raise GessInputError(source, "generator.backend", f"one of {', '.join(BACKENDS)}", repr(name))
+    return BACKENDS[name]
+
+
+def find_backend(source: str | Path) -> BackendEntry:
+    """The backend whose weights ``source`` holds (a directory it recognises, or a hub id); refused when none."""
+    directory = Path(str(source))
+    for entry in BACKENDS.values():
+        if directory.is_dir() and entry.recognises(directory):
+            return entry
+    if is_hub_id(str(source)):
+        for entry in BACKENDS.values():
+            if entry.hub_ids:
+                return entry
+    config = directory / "config.json"
+    if directory.is_dir() and config.is_file():  # a config no backend claims: say what it is (unreadable JSON, too)
+        found = read_json(config)
+        raise GessInputError(config, "_class_name", f"the config of a generator of one of the backends {', '.join(BACKENDS)}",
+                             repr(found.get("_class_name") if isinstance(found, dict) else found))
+    raise MissingWeightsError("a generator", str(source), "train a pixel prior with `gess prior train`, or pass the "
+                              f"directory of a generator of one of the backends {', '.join(BACKENDS)}")
+
+
+def load_backend(source: str | Path, device: str | None = None, name: str | None = None) -> GeneratorBackend:
+    """Open a generator: a directory a registered backend recognises, or a hub id; ``name`` is checked against it.
+
+    ``device`` None: the process device (:func:`gess.device.get_device`).
+    """
+    entry = find_backend(source)
+    if name is not None and entry.name != name:
+        raise GessInputError(source, "generator.backend", f"a '{name}' generator", f"a '{entry.name}' one")
+    return entry.load(source, resolve_device(device))
 
 
 def default_scheduler():
@@ -22,16 +123,17 @@ def default_scheduler():
                          set_alpha_to_one=True, prediction_type="epsilon")
 
 
-def load_backend(directory: str | Path, device: str = "cpu"):
-    """Open a generator directory: a trained pixel prior, or a Stable unCLIP model (``model_index.json``)."""
-    directory = Path(directory)
-    if (directory / "model_index.json").is_file() or str(directory).count("/") == 1 and not directory.exists():
-        from gess.generation.backends.unclip import UnCLIPBackend
+def _saved_class(directory: Path) -> str | None:
+    """The ``_class_name`` a gess or diffusers ``config.json`` records (None when unreadable)."""
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return config.get("_class_name") if isinstance(config, dict) else None
 
-        return UnCLIPBackend.from_pretrained(str(directory), device=device)
-    if (directory / "config.json").is_file():
-        from gess.generation.backends.pixel import PixelBackend
 
-        return PixelBackend.from_pretrained(directory, device)
-    raise MissingWeightsError("a generator", str(directory),
-                              "train a pixel prior with `gess prior train`, or pass a Stable unCLIP directory")
+register_backend(BackendEntry("pixel", "gess.generation.backends.pixel:PixelBackend",
+                              lambda d: _saved_class(d) == "PixelPrior",
+                              trainable=True))
+register_backend(BackendEntry("unclip", "gess.generation.backends.unclip:UnCLIPBackend",
+                              lambda d: (d / "model_index.json").is_file(), hub_ids=True))

@@ -7,19 +7,17 @@ class embedding). Its constructor arguments are its config, saved as
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from gess.device import resolve_device
 from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError, MissingWeightsError
-from gess.io import atomic_path, read_json
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from gess.io import read_json
+from gess.persistence import config_args, init_config, load_component, load_module_state, module_state, save_component
 
 
 class PixelPrior(nn.Module):
@@ -47,9 +45,8 @@ class PixelPrior(nn.Module):
         super().__init__()
         from diffusers import UNet2DModel
 
-        self.config = dict(image_size=image_size, channels=channels, cond_dim=cond_dim,
-                           block_out_channels=list(block_out_channels), layers_per_block=layers_per_block,
-                           encoder=encoder or {}, norm_num_groups=norm_num_groups, time_scale_shift=time_scale_shift)
+        encoder = encoder or {}
+        self.config = init_config(PixelPrior, locals())  # the constructor's arguments, saved as config.json
         n = len(block_out_channels)
         self.unet = UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels,
                                 block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
@@ -72,34 +69,17 @@ class PixelPrior(nn.Module):
         return self.unet(x, t, class_labels=proj).sample
 
     def save_pretrained_files(self, directory: str | Path, extra: dict | None = None) -> None:
-        """Write ``model.safetensors`` then ``config.json`` into ``directory``, each atomically."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(tmp))
-        with atomic_path(directory / CONFIG_NAME) as tmp:
-            tmp.write_text(json.dumps({**self.config, "_class_name": "PixelPrior", **(extra or {})}, indent=2))
+        """Write ``model.safetensors`` then ``config.json`` (its config, and ``extra``) into ``directory``, atomically."""
+        save_component(directory, "PixelPrior", {**self.config, **(extra or {})}, module_state(self))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "PixelPrior":
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
-            raise MissingWeightsError("a trained pixel prior", str(directory), "train one with `gess prior train`")
-        config = read_json(directory / CONFIG_NAME)
-        if config.get("_class_name") != "PixelPrior":
-            raise GessInputError(directory / CONFIG_NAME, "_class_name", "'PixelPrior'", repr(config.get("_class_name")))
+        missing = MissingWeightsError("a trained pixel prior", str(directory), "train one with `gess prior train`")
+        config, arrays = load_component(directory, "PixelPrior", missing=missing, command="gess prior train")
         if isinstance(config.get("encoder"), str):  # gess 0.1 stored the encoder's name only
             config["encoder"] = EncoderSpec.from_dict({"name": config["encoder"], "dim": config.get("cond_dim", 0)}).to_dict()
-        args = {k: config[k] for k in ("image_size", "channels", "cond_dim", "block_out_channels", "layers_per_block",
-                                       "encoder", "norm_num_groups") if k in config}
-        args["time_scale_shift"] = config.get("time_scale_shift", "default")
-        model = cls(**args)
-        model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
-        return model.eval()
+        args = {"time_scale_shift": "default", **config_args(cls, config)}  # priors saved before FiLM: "default"
+        return load_module_state(cls(**args), arrays).eval()
 
 
 class PixelAutoencoder:
@@ -142,20 +122,20 @@ class PixelBackend:
 
     name = "pixel"
 
-    def __init__(self, prior: PixelPrior, scheduler=None, device: str = "cpu"):
+    def __init__(self, prior: PixelPrior, scheduler=None, device: str | None = None):
         from gess.generation.backends import default_scheduler
 
-        self.prior = prior.to(device).eval()
+        self.device = torch.device(resolve_device(device))
+        self.prior = prior.to(self.device).eval()
         for p in self.prior.parameters():
             p.requires_grad_(False)
         self.scheduler = scheduler or default_scheduler()
-        self.device = torch.device(device)
         cfg = prior.config
         self.autoencoder = PixelAutoencoder(cfg["image_size"], cfg["channels"])
         self.encoder_spec = EncoderSpec.from_dict(cfg["encoder"]) if cfg["encoder"] else EncoderSpec("unknown", "unknown", cfg["cond_dim"])
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> "PixelBackend":
+    def from_pretrained(cls, directory: str | Path, device: str | None = None) -> "PixelBackend":
         from diffusers import DDIMScheduler
 
         from gess.generation.backends import SCHEDULER_NAME

@@ -25,7 +25,7 @@ def structure_reference(backend, structure: np.ndarray, kind: str = "pixels") ->
         return backend.from_images(x)
 
 
-def reconstruct(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.ndarray, pi_c: np.ndarray, method: str = "cs",
+def generate_images(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.ndarray, pi_c: np.ndarray, method: str = "cs",
                 sampling: SamplingOptions | None = None, seeds: Sequence[int] | None = None, seed: int = 0,
                 cs_options: CSOptions | None = None, gg_options: GGOptions | None = None, encoder=None,
                 structure_kind: str = "pixels", on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
