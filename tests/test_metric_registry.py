@@ -14,7 +14,7 @@ from gess.evaluation.registry import (METRICS, Metric, MetricUnavailable, get_me
                                       unregister_metric)
 from gess.evaluation.scoring import print_summary
 from gess.evaluation.summary import gate_separation, per_sample_scores, right_digit_rates, trust_check
-from gess.report.html import write_report
+from gess.report.html import write_html
 
 
 def mean_abs_error(ctx):
@@ -53,7 +53,7 @@ def summary_text(result) -> str:
 
 
 def report_text(tmp_path, metrics: dict) -> str:
-    return write_report(tmp_path / "report.html", "t", "x: 1\n", {"cs": metrics}, "paper").read_text()
+    return write_html(tmp_path / "report.html", "t", "x: 1\n", {"cs": metrics}, "paper").read_text()
 
 
 def test_a_registered_metric_is_evaluated_for_its_protocols_only(toy_metrics):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gess.report.figures import save_grid
-from gess.report.html import accuracy_vs_scores_figure, pi_by_group_figure, write_report
+from gess.report.html import accuracy_vs_scores_figure, pi_by_group_figure, write_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -20,7 +20,7 @@ def make_report(tmp_path):
     figs = {"Do the reconstructions the model trusts score better?": accuracy_vs_scores_figure(
                 {"cs": (pi, rng.random(12), pi + rng.normal(0, 0.1, 12))}),
             "pi_c per sample": pi_by_group_figure(pi, np.array(["inside"] * 6 + ["outside"] * 6))}
-    return write_report(tmp_path / "report.html", "test report", "dataset: x\n", {"cs": {"pixcorr": 0.5}}, "paper",
+    return write_html(tmp_path / "report.html", "test report", "dataset: x\n", {"cs": {"pixcorr": 0.5}}, "paper",
                         grid, [["a", "inside", "0.9", "0.7"]], figs, unavailable={"clip": "weights absent"},
                         trust_sentences=["cs: rho of trust with accuracy +0.50 (p = 0.01, n = 12)"],
                         right_digit={"cs": {"inside": 0.9, "outside": 0.5}}, pi_columns=["trust (cs)"])

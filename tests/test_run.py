@@ -139,17 +139,17 @@ def test_every_gg_option_of_a_run_config_reaches_gg(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_cs_tuning_in_a_run_reads_the_training_folds_only(tmp_path, monkeypatch):
     """cs: {tune: true} chooses CS settings on held-out training folds; no test image is ever a tuning target."""
-    import gess.generation.tuning as tuning
+    import gess.folds as folds_module
     from gess.run import run
 
     used = []
-    real = tuning.tune_cs
+    real = folds_module.tune_cs
 
     def spy(backend, folds, *args, **kwargs):
         used.append([s for fold in folds for s in fold["stimulus_ids"]])
         return real(backend, folds, *args, **kwargs)
 
-    monkeypatch.setattr(tuning, "tune_cs", spy)
+    monkeypatch.setattr(folds_module, "tune_cs", spy)
     cs = {"tune": True, "tune_lowpass_factors": [1.5, 2.0], "tune_fractions": [1.0], "tune_min_structure_weights": [0.0, 0.2],
           "tune_folds": 2}
     out = tmp_path / "run"

@@ -72,7 +72,8 @@ def fit(dataset: Dataset, encoder: ImageEncoder | str = DEFAULT_ENCODER, augment
     rows = train.image_index()
     structure = space.targets(train.images)[rows]
     augment = _augment_embeddings(encoder, augment_images, train.images.shape[1], use_cache)
-    metadata = {"dataset": dataset.name, "source": dataset.source, "n_augment": 0 if augment is None else int(len(augment))}
+    metadata = {"dataset": dataset.name, "source": dataset.source, "provenance": dataset.provenance,
+                "n_augment": 0 if augment is None else int(len(augment))}
     if fingerprint_key:
         metadata["fingerprint"] = fingerprint_key
     model = GESSDecoder(**decoder_options)
@@ -123,12 +124,30 @@ def test_fmri(dataset: Dataset) -> np.ndarray:
     return dataset.test.averaged().fmri
 
 
-def trust_scores(decoder: GESSDecoder, images: np.ndarray, fmri: np.ndarray) -> list:
-    """Each reconstruction's trust (:meth:`GESSDecoder.trust`); None where the model or its encoder cannot say."""
-    if getattr(decoder, "trust_", None) is None or decoder.encoder_.name == "unknown":
-        return [None] * len(images)
+def reconstruction_features(decoder: GESSDecoder, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """What the trust model reads of reconstructions: their embeddings and, when it uses them, their structural targets."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
         images = np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
     embeddings = semantic_features(encoder_of(decoder.encoder_), images, progress=False)
-    return [float(t) for t in decoder.trust(embeddings, fmri)]
+    structure = None
+    if decoder.trust_reads_structure:
+        structure = StructuralSpace.from_config(decoder.structure_space_).targets(images)
+    return embeddings, structure
+
+
+def trust_scores(decoder: GESSDecoder, images: np.ndarray, fmri: np.ndarray) -> list:
+    """Each reconstruction's trust (:meth:`GESSDecoder.trust`); None where the model or its encoder cannot say."""
+    if getattr(decoder, "trust_", None) is None or decoder.encoder_.name == "unknown":
+        return [None] * len(images)
+    embeddings, structure = reconstruction_features(decoder, images)
+    return [float(t) for t in decoder.trust(embeddings, fmri, structure)]
+
+
+def brain_matches(decoder: GESSDecoder, images: np.ndarray, fmri: np.ndarray) -> np.ndarray | None:
+    """How well each image explains the response it was decoded from (:meth:`GESSDecoder.brain_match`); None
+    where the model has no encoding model."""
+    if getattr(decoder, "trust_", None) is None or decoder.encoder_.name == "unknown":
+        return None
+    embeddings, structure = reconstruction_features(decoder, images)
+    return decoder.brain_match(embeddings, fmri, structure)

@@ -60,7 +60,7 @@ def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, metho
     """
     floors = cs.tune_min_structure_weights if method == "cs" else (0.0,)
     key = fingerprint("cs-tuning", decoder.metadata_.get("fingerprint") or decoder.get_params(), train.fmri, train.images,
-                      backend.config(), method, sampling.to_dict(), cs.to_dict())
+                      backend.config(), method, {**sampling.to_dict(), "candidates": None}, cs.to_dict())
     path = cache_dir() / "cs-tuning" / f"{key}.json"
     if path.is_file():
         record = read_json(path)

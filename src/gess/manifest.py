@@ -13,6 +13,7 @@ from gess.io import atomic_path, read_json, write_json
 
 MANIFEST = "manifest.json"
 PART_PATTERN = "manifest.part*.json"
+CANDIDATES_DIR = "candidates"  # every candidate of best-of-N, as <stimulus_id>.<index>.png
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

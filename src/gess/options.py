@@ -173,25 +173,23 @@ def _flag_type(annotation):
     return str
 
 
-def flags_from(target, param: str, prefix: str = "", skip: tuple[str, ...] = (), rename: dict | None = None) -> Callable:
+def flags_from(target, param: str, prefix: str = "", skip: tuple[str, ...] = ()) -> Callable:
     """Decorator: give a typer command one flag per option of ``target``; it receives them as ``param``.
 
     ``param`` arrives as a dict of the options the user set (unset flags are
     absent), already validated, so that the command can merge it with a config
-    file. Flags are ``--{prefix}{name-with-dashes}``; ``rename`` maps an option to
-    another flag name (for flags the CLI contract fixes).
+    file. Flags are ``--{prefix}{name-with-dashes}``.
     """
     import typer
 
     specs = [s for s in option_specs(target) if s.name not in skip]
-    rename = rename or {}
 
     def decorate(command: Callable) -> Callable:
         sig = inspect.signature(command)
         params = [p for p in sig.parameters.values() if p.name != param]
         names = {}
         for s in specs:
-            flag = rename.get(s.name, f"--{prefix}{s.name.replace('_', '-')}")
+            flag = f"--{prefix}{s.name.replace('_', '-')}"
             kind = _flag_type(s.annotation)
             arg = f"{param}__{s.name}"
             names[arg] = (s, flag)

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from gess import api
-from gess.api import decode, fit, generator_identity, test_fmri, trust_scores
+from gess.api import brain_matches, decode, fit, generator_identity, test_fmri, trust_scores
 from gess.cache import cache_dir, fingerprint
 from gess.checkpoint import check_resumable
 from gess.data import Dataset, load_dataset
@@ -42,9 +42,10 @@ from gess.folds import tune_cs_on_training_folds
 from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
 from gess.generation.backends import load_backend
 from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
+from gess.generation.sampling import candidate_seed
 from gess.generation.train import TrainOptions, resume_options, train_pixel_prior
 from gess.io import claim_output_dir, exclusive_lock, read_json
-from gess.manifest import Manifest, write_png
+from gess.manifest import CANDIDATES_DIR, Manifest, write_png
 from gess.parallel import Shard, current_shard
 from gess.progress import log
 from gess.weights import is_hub_id
@@ -339,35 +340,75 @@ def _tuned(job: ReconstructionJob, backend, shard: Shard) -> tuple[Reconstructio
 
 def _generate_batches(job: ReconstructionJob, backend, order: list[int], by_id: dict, finished: list[bool],
                       settings: dict, tuning: dict | None, shard: Shard) -> int:
-    """Generate the stimuli ``order`` names, writing each batch's PNGs and manifest entries as it finishes."""
+    """Generate the stimuli ``order`` names (``sampling.candidates`` each, the brain's best kept), writing each
+    stimulus's PNG and manifest entry as soon as its candidates are drawn."""
     record = ({"tuned": tuning} if tuning else {}) | {"versions": software_versions()}
     fmri, seeds, written = test_fmri(job.dataset), job.seeds(), {}
+    n_candidates = job.sampling.candidates
+    rows = [(i, k) for i in order for k in range(n_candidates)]  # candidates of one stimulus side by side
+    drawn: dict[int, dict[int, np.ndarray]] = {}
 
     def write_batch(local_idx, images):
-        trust = trust_scores(job.decoder, images, fmri[[order[j] for j in local_idx]])
-        for j, img, score in zip(local_idx, images, trust):
-            i = order[j]
-            if finished[i]:
-                continue  # already on disk from an earlier run: never written twice
-            name = f"{job.ids[i]}.png"
-            write_png(job.out / name, img)
-            entry = {"stimulus_id": str(job.ids[i]), "file": name, "pi_c": float(job.decoded.pi_c[i]), "trust": score,
-                     "method": job.method, "seed": seeds[i], "steps": job.sampling.steps, "settings": settings, **record}
+        for j, img in zip(local_idx, images):
+            i, k = rows[j]
+            drawn.setdefault(i, {})[k] = img
+        complete = [i for i in list(drawn) if len(drawn[i]) == n_candidates]
+        if not complete:
+            return
+        todo = [i for i in complete if not finished[i]]  # one already on disk from an earlier run is never rewritten
+        stacks = [np.stack([drawn[i][k] for k in range(n_candidates)]) for i in todo]
+        for i, entry in zip(todo, _chosen_candidates(job, [job.ids[i] for i in todo], stacks, fmri[todo],
+                                                     [seeds[i] for i in todo])):
+            entry.update({"pi_c": float(job.decoded.pi_c[i]), "method": job.method, "seed": seeds[i],
+                          "steps": job.sampling.steps, "settings": settings, **record})
             by_id[job.ids[i]] = written[job.ids[i]] = entry
+        for i in complete:
+            del drawn[i]
         if shard.count == 1:
             job.manifest.write(job.ids, by_id)
         else:
             job.manifest.write_part(shard.index, list(written.values()))
 
-    idx, d = np.array(order), job.decoded
+    idx, d = np.array([i for i, _ in rows]), job.decoded
     encoder = encoder_of(job.decoder.encoder_, job.device) if job.method == "gg" else None
     generate_images(backend, d.c_prime[idx], d.c[idx], d.s[idx], d.pi_c[idx], job.method, job.sampling,
-                    seeds=[seeds[i] for i in order], cs_options=job.cs, gg_options=job.gg, encoder=encoder,
-                    structure_kind=job.space.get("kind", "pixels"), on_batch=write_batch,
+                    seeds=[candidate_seed(seeds[i], k) for i, k in rows], cs_options=job.cs, gg_options=job.gg,
+                    encoder=encoder, structure_kind=job.space.get("kind", "pixels"), on_batch=write_batch,
                     progress=job.progress and shard.is_main)
     return len(written)
 
 
+def _chosen_candidates(job: ReconstructionJob, stimuli: list, candidates: list[np.ndarray], fmri: np.ndarray,
+                       seeds: list[int]) -> list[dict]:
+    """Per stimulus: its candidates scored against its measured response, the best written as ``<id>.png``
+    (every candidate under ``candidates/`` when there are several); returns the manifest entries."""
+    if not candidates:
+        return []
+    n_candidates = len(candidates[0])
+    images = np.concatenate(candidates)
+    repeated = np.repeat(fmri, n_candidates, axis=0)
+    trust = trust_scores(job.decoder, images, repeated)
+    matches = brain_matches(job.decoder, images, repeated) if n_candidates > 1 else None
+    entries = []
+    for s, (stimulus, seed) in enumerate(zip(stimuli, seeds)):
+        rows = slice(s * n_candidates, (s + 1) * n_candidates)
+        best = 0 if matches is None else int(np.argmax(matches[rows]))
+        name = f"{stimulus}.png"
+        write_png(job.out / name, candidates[s][best])
+        entry = {"stimulus_id": str(stimulus), "file": name, "trust": trust[rows][best]}
+        if n_candidates > 1:
+            entry["chosen_candidate"] = best
+            entry["candidates"] = [_write_candidate(job, stimulus, k, candidates[s][k], candidate_seed(seed, k),
+                                                    float(matches[rows][k]), trust[rows][k]) for k in range(n_candidates)]
+        entries.append(entry)
+    return entries
+
+
+def _write_candidate(job: ReconstructionJob, stimulus, index: int, image: np.ndarray, seed: int, match: float,
+                     trust) -> dict:
+    name = f"{CANDIDATES_DIR}/{stimulus}.{index}.png"
+    write_png(job.out / name, image)
+    return {"index": index, "seed": seed, "file": name, "brain_match": match, "trust": trust}
 def software_versions() -> dict:
     """What a run needs to be reproduced besides its seeds and settings."""
     import torch

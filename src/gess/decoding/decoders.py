@@ -138,15 +138,18 @@ class GESSDecoder(BaseEstimator):
             warnings.warn(f"{constant} of {fmri.shape[1]} voxels are constant over the training trials; "
                           "they carry no signal and are kept at 0 after z-scoring", stacklevel=2)
         with using_device(self.device):
-            self.fit_seconds_ = self._fit_decoders(fmri, embeddings, structure, augment_embeddings,
-                                                   groups, extra_structure, unpaired_fmri, checkpoint, progress, metadata)
+            # the trust model also reads blurred pixels (not latents): it sees them again in every reconstruction
+            pixels = structure_space is not None and structure_space.kind == "pixels" and structure.ndim == 4
+            self.fit_seconds_ = self._fit_decoders(fmri, embeddings, structure, augment_embeddings, groups, extra_structure,
+                                                   unpaired_fmri, checkpoint, progress, metadata, pixels)
         self.encoder_ = encoder or EncoderSpec("unknown", "unknown", int(embeddings.shape[1]))
         self.structure_space_ = structure_space.config() if structure_space is not None else None
-        self.metadata_ = {**dict(metadata or {}), "constant_voxels": constant}
+        self.metadata_ = {**dict(metadata or {}), "constant_voxels": constant,
+                          "trust_features": self.trust_.feature_scores_}
         return self
 
     def _fit_decoders(self, fmri, embeddings, structure, augment_embeddings, groups, extra_structure, unpaired_fmri,
-                      checkpoint, progress, metadata) -> dict:
+                      checkpoint, progress, metadata, trust_sees_pixels: bool) -> dict:
         """M_c, M_s, M_g and the trust model on the z-scored voxels; returns the seconds each took."""
         timings = {}
         clock = time.perf_counter()
@@ -186,7 +189,7 @@ class GESSDecoder(BaseEstimator):
         self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))
         timings["gate"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        self.trust_ = BrainConsistency().fit(z, embeddings, groups)
+        self.trust_ = BrainConsistency().fit(z, embeddings, groups, structure if trust_sees_pixels else None)
         timings["trust"] = time.perf_counter() - clock
         return timings
 
@@ -285,12 +288,22 @@ class GESSDecoder(BaseEstimator):
         self.structure_space_ = config.get("structure_space") or self.metadata_.get("structure")
         return self
 
-    def trust(self, embeddings: np.ndarray, fmri: np.ndarray) -> np.ndarray | None:
-        """Trust in [0, 1] of reconstructions (their image embeddings) decoded from raw ``fmri``
-        (:class:`~gess.decoding.trust.BrainConsistency`); None for a model saved without it."""
+    def trust(self, embeddings: np.ndarray, fmri: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray | None:
+        """Trust in [0, 1] of reconstructions (their image embeddings and, when the trust model reads them, their
+        structural targets) decoded from raw ``fmri`` (:class:`~gess.decoding.trust.BrainConsistency`); None for a
+        model saved without it."""
         if getattr(self, "trust_", None) is None:
             return None
-        return self.trust_.score(embeddings, self._standardize(fmri))
+        return self.trust_.score(embeddings, self._standardize(fmri), structure)
+
+    def brain_match(self, embeddings: np.ndarray, fmri: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+        """Pearson r of each reconstruction's predicted response with the raw ``fmri`` it came from (best-of-N's score)."""
+        return self.trust_.match(embeddings, self._standardize(fmri), structure)
+
+    @property
+    def trust_reads_structure(self) -> bool:
+        """Whether the trust model needs the reconstructions' structural targets besides their embeddings."""
+        return getattr(self, "trust_", None) is not None and bool(self.trust_.uses_structure_)
 
     def check_voxels(self, n_voxels: int, source: str | None = None) -> None:
         """Raise a clear error when test fMRI has another number of voxels than the model was fitted on."""

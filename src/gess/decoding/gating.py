@@ -18,10 +18,9 @@ Gates (``GATES``):
 ``prediction-knn`` (default)
     Cosine similarity of the centred decoded embedding c'' to its k nearest
     centred training embeddings. Reference: cross-fitted predictions of the
-    training set (each decoded by a ridge that never saw it). Measured on
-    simulated fMRI (benchmarks/gate_auroc.py) it is the only estimator here that
-    separates inside from outside test samples (AUROC about 0.7-0.8), and it
-    rank-correlates positively with per-sample decoding accuracy.
+    training set (each decoded by a ridge that never saw it). How well each gate
+    separates inside from outside test samples: benchmarks/gate_auroc.py and
+    docs/decoding.md.
 ``voxel-knn``
     Mean Euclidean distance from the z-scored fMRI pattern to its k nearest
     training patterns, after PCA to the training data's main components. The

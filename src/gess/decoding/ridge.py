@@ -117,7 +117,7 @@ class RidgeDecomposition:
         y_mean = Y.mean(0)
         Yc = Y - y_mean
         UtY = self.U.T @ Yc
-        return ProjectedTargets(Yc, y_mean, UtY, (Yc * Yc).sum(0))
+        return ProjectedTargets(Yc, y_mean, UtY)
 
     def loo(self, targets: "ProjectedTargets", alphas: torch.Tensor, block: int = 2048) -> torch.Tensor:
         """(n_alphas, t) mean squared leave-one-out errors (lower is better); targets in blocks of ``block``.
@@ -198,7 +198,7 @@ class RidgeFactorization:
         Y = torch.as_tensor(np.asarray(Y).reshape(self.n, -1), device=self.device).to(self.dtype)
         y_mean = Y.mean(0)
         Yc = Y - y_mean
-        return ProjectedTargets(Yc, y_mean, None, None)
+        return ProjectedTargets(Yc, y_mean, None)
 
     def _dual(self, targets: "ProjectedTargets") -> torch.Tensor:
         if getattr(targets, "dual", None) is None:
@@ -240,8 +240,8 @@ class RidgeFactorization:
 class ProjectedTargets:
     """Centred targets, their means, their projection on U and their squared norms."""
 
-    def __init__(self, Yc, y_mean, UtY, norm2):
-        self.Yc, self.y_mean, self.UtY, self.norm2 = Yc, y_mean, UtY, norm2
+    def __init__(self, Yc, y_mean, UtY):
+        self.Yc, self.y_mean, self.UtY = Yc, y_mean, UtY
         self.dual = None
 
 

@@ -18,10 +18,10 @@ networks work in M_s's target space (blurred images, :class:`~gess.decoding.stru
 3. the fMRI cycle, voxels -> image -> voxels, on fMRI without images (the test fMRI, as in
    Beliy et al.; ``unpaired_fmri="none"`` leaves it out): E(D(fMRI)) against that fMRI.
 
-Departure from Beliy et al., measured on digit69: D's linear layer starts at M_s's ridge
-solution and stays fixed (``train_readout=False``). With ~100 training pairs a freely
-learned voxel-to-pixel layer overfits; the cycles then teach the refinement what the
-ridge's outputs of real digits look like. Training is seeded, checkpointed (resumable,
+Departure from Beliy et al. (why: docs/decoding.md): D's linear layer starts at M_s's
+ridge solution and stays fixed (``train_readout=False``); a freely learned voxel-to-pixel
+layer overfits a hundred training pairs, and the cycles then teach the refinement what
+the ridge's outputs of real images look like. Training is seeded, checkpointed (resumable,
 see :mod:`gess.checkpoint`) and shows progress.
 """
 from __future__ import annotations

@@ -23,6 +23,10 @@ from gess.persistence import Component
 DEFAULT_ALPHAS = (1e1, 1e2, 1e3, 1e4, 1e5)
 
 
+FEATURES = ("auto", "embedding", "embedding+structure")
+STRUCTURE_SIDE = 16  # the structural features are pooled to at most this side (early visual cortex is coarse in fMRI)
+
+
 class BrainConsistency(Component):
     """Encoding-model trust score of reconstructions (see the module docstring).
 
@@ -32,53 +36,123 @@ class BrainConsistency(Component):
     n_voxels : at most this many voxels, the best predicted on held-out folds (and only those above 0).
     max_reference : at most this many training trials as the comparison set (a seeded subset).
     folds : folds of the held-out voxel selection.
+    features : what the encoding model sees: the image embedding, the embedding and the
+        image's blurred pixels (early visual cortex answers to local structure), or
+        ``auto``, the one whose best voxels are better predicted on held-out folds.
 
     Attributes
     ----------
-    voxels_ : indices of the voxels used; coef_, intercept_ : embedding -> those voxels;
-    reference_ : (m, k) z-scored training responses compared against; voxel_r_ : their held-out correlations
+    voxels_ : indices of the voxels used; coef_, intercept_ : features -> those voxels;
+    feature_mean_, feature_scale_ : the standardisation of the features (each block weighs the same);
+    uses_structure_ : whether the pixels are among the features;
+    reference_ : (m, k) z-scored training responses compared against; voxel_r_ : their held-out correlations;
+    feature_scores_ : the held-out accuracy of each feature set tried (mean r of its best voxels)
     """
 
-    def __init__(self, alphas=DEFAULT_ALPHAS, n_voxels: int = 1000, max_reference: int = 2000, folds: int = 5, seed: int = 0):
+    def __init__(self, alphas=DEFAULT_ALPHAS, n_voxels: int = 1000, max_reference: int = 2000, folds: int = 5,
+                 seed: int = 0, features: str = "auto"):
         self.alphas = alphas
         self.n_voxels = n_voxels
         self.max_reference = max_reference
         self.folds = folds
         self.seed = seed
+        self.features = features
 
-    def fit(self, z: np.ndarray, embeddings: np.ndarray, groups=None) -> "BrainConsistency":
-        """Fit on z-scored training voxels (n, v) and the embeddings (n, d) of each trial's image."""
-        ridge = Ridge(alphas=list(self.alphas), device="cpu")  # on the CPU, whatever the process device
-        ridge.fit(np.asarray(embeddings, np.float32), z, chunk=max(8192, z.shape[1]))
-        held_out = ridge.cross_fitted(cv_folds(len(z), self.folds, groups))
-        r = _columnwise_correlation(held_out, z)
-        order = np.argsort(-r)[: self.n_voxels]
-        self.voxels_ = np.sort(order[r[order] > 0]) if (r[order] > 0).any() else np.sort(order)
-        self.voxel_r_ = r[self.voxels_].astype(np.float32)
-        self.coef_ = ridge.coef_[:, self.voxels_].astype(np.float32)
-        self.intercept_ = ridge.intercept_[self.voxels_].astype(np.float32)
+    def fit(self, z: np.ndarray, embeddings: np.ndarray, groups=None, structure: np.ndarray | None = None) -> "BrainConsistency":
+        """Fit on z-scored training voxels (n, v), the embeddings (n, d) of each trial's image and, optionally,
+        its structural targets (n, S, S, C) (blurred pixels)."""
+        if self.features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
+        sets = {"embedding": (embeddings, None)}
+        if structure is not None and self.features != "embedding":
+            sets["embedding+structure"] = (embeddings, structure)
+        if self.features != "auto":
+            if self.features not in sets:
+                raise ValueError(f"features={self.features!r} needs the structural targets")
+            sets = {self.features: sets[self.features]}
+        fits = {name: self._fit_one(z, *blocks, groups) for name, blocks in sets.items()}
+        self.feature_scores_ = {name: fit["score"] for name, fit in fits.items()}
+        best = fits[max(fits, key=lambda name: fits[name]["score"])]
+        for key in ("voxels_", "voxel_r_", "coef_", "intercept_", "feature_mean_", "feature_scale_"):
+            setattr(self, key, best[key])
+        self.uses_structure_ = np.array(best["uses_structure"])
         rows = np.arange(len(z))
         if len(rows) > self.max_reference:
             rows = np.sort(np.random.default_rng(self.seed).choice(len(z), self.max_reference, replace=False))
         self.reference_ = np.asarray(z[rows][:, self.voxels_], np.float32)
         return self
 
-    def score(self, embeddings: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Trust in [0, 1] of reconstructions with these embeddings (n, d), decoded from z-scored voxels (n, v)."""
-        predicted = _standardized_rows(np.asarray(embeddings, np.float32) @ self.coef_ + self.intercept_)
+    def _fit_one(self, z, embeddings, structure, groups) -> dict:
+        """One feature set: ridge to every voxel, the best voxels on held-out folds, their mean r as its score."""
+        blocks = [np.asarray(embeddings, np.float32)] + ([pooled_structure(structure)] if structure is not None else [])
+        mean, scale = _block_standardization(blocks)
+        x = (np.concatenate(blocks, axis=1) - mean) / scale
+        ridge = Ridge(alphas=list(self.alphas), device="cpu")  # on the CPU, whatever the process device
+        ridge.fit(x, z, chunk=max(8192, z.shape[1]))
+        r = _columnwise_correlation(ridge.cross_fitted(cv_folds(len(z), self.folds, groups)), z)
+        order = np.argsort(-r)[: self.n_voxels]
+        voxels = np.sort(order[r[order] > 0]) if (r[order] > 0).any() else np.sort(order)
+        return {"voxels_": voxels, "voxel_r_": r[voxels].astype(np.float32), "coef_": ridge.coef_[:, voxels].astype(np.float32),
+                "intercept_": ridge.intercept_[voxels].astype(np.float32), "feature_mean_": mean, "feature_scale_": scale,
+                "uses_structure": structure is not None, "score": float(np.mean(r[order]))}
+
+    def predicted(self, embeddings: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+        """The encoding model's response (n, k) on its voxels to images with these features."""
+        blocks = [np.asarray(embeddings, np.float32)]
+        if bool(self.uses_structure_):
+            if structure is None:
+                raise ValueError("this trust model also reads the images' structural targets: pass structure")
+            blocks.append(pooled_structure(structure))
+        x = (np.concatenate(blocks, axis=1) - self.feature_mean_) / self.feature_scale_
+        return x @ self.coef_ + self.intercept_
+
+    def match(self, embeddings: np.ndarray, z: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+        """Pearson r of each image's predicted response with its own z-scored response (n, v)."""
+        predicted = _standardized_rows(self.predicted(embeddings, structure))
+        return (predicted * _standardized_rows(np.asarray(z, np.float32)[:, self.voxels_])).sum(1).astype(np.float32)
+
+    def score(self, embeddings: np.ndarray, z: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+        """Trust in [0, 1] of reconstructions with these features, decoded from z-scored voxels (n, v)."""
+        predicted = _standardized_rows(self.predicted(embeddings, structure))
         own = (predicted * _standardized_rows(np.asarray(z, np.float32)[:, self.voxels_])).sum(1)
         others = predicted @ _standardized_rows(self.reference_).T
         return (others < own[:, None]).mean(1).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
         return {"voxels": self.voxels_.astype(np.int64), "voxel_r": self.voxel_r_, "coef": self.coef_,
-                "intercept": self.intercept_, "reference": self.reference_}
+                "intercept": self.intercept_, "reference": self.reference_, "feature_mean": self.feature_mean_,
+                "feature_scale": self.feature_scale_, "uses_structure": np.asarray(self.uses_structure_, np.uint8)}
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> "BrainConsistency":
         self.voxels_, self.voxel_r_ = np.asarray(arrays["voxels"]), arrays["voxel_r"]
         self.coef_, self.intercept_, self.reference_ = arrays["coef"], arrays["intercept"], arrays["reference"]
+        dim = self.coef_.shape[0]  # models saved before the structural features: the embedding alone, raw
+        self.feature_mean_ = arrays.get("feature_mean", np.zeros(dim, np.float32))
+        self.feature_scale_ = arrays.get("feature_scale", np.ones(dim, np.float32))
+        self.uses_structure_ = np.array(bool(arrays.get("uses_structure", np.array(0))))
         return self
 
+
+def pooled_structure(structure: np.ndarray) -> np.ndarray:
+    """Structural targets (n, S, S, C) as features: block means at most STRUCTURE_SIDE px a side, flattened."""
+    x = np.asarray(structure, np.float32)
+    side = x.shape[1]
+    factor = max(1, -(-side // STRUCTURE_SIDE))
+    if factor > 1:
+        crop = side - side % factor
+        x = x[:, :crop, :crop].reshape(len(x), crop // factor, factor, crop // factor, factor, x.shape[-1]).mean((2, 4))
+    return x.reshape(len(x), -1)
+
+
+def _block_standardization(blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature means and per-block scales that give every block the same total variance (one alpha fits all)."""
+    means, scales = [], []
+    for block in blocks:
+        mean = block.mean(0)
+        total = float(((block - mean) ** 2).sum(1).mean())
+        means.append(mean)
+        scales.append(np.full(block.shape[1], max(np.sqrt(total), 1e-6), np.float32))
+    return np.concatenate(means).astype(np.float32), np.concatenate(scales)
 
 
 def _standardized_rows(x: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ class GGOptions(Options):
     backprop_denoiser: bool = field(default=False, metadata={"help": "take d/dz0 through the denoiser"})
     fraction: float = field(default=0.9, metadata={"help": "guide the first share of the steps, leave the last free"})
     semantic_every: int = field(default=3, metadata={"help": "the semantic step (an encoder backward pass) every k-th "
-                                                             "guided step: 2.9x plain cost instead of 7x"})
+                                                             "guided step (its cost: docs/generation.md)"})
 
 
 class GradientGuidance:

@@ -14,7 +14,7 @@ The floor (``SamplingOptions.min_structure_weight``) acts on the gated methods o
 
 * for ``cs`` it is the least share of the low frequencies taken from the structural
   reference (without it, the conformal pi_c of the most typical samples reaches 1
-  and CS switches off: digit69's held-out folds lost 0.02 pixel correlation);
+  and CS switches off; docs/generation.md gives what that cost on held-out folds);
 * for ``gg`` it is the least weight of the structural loss; the semantic loss keeps
   its weight pi_c.
 """

@@ -6,13 +6,16 @@ Methods act through two hooks, without forking the loop (diffusers' style):
 """
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from gess.device import resolve_device
 from gess.errors import GessInputError
+from gess.generation.backends import GeneratorBackend
 from gess.options import Options
 
 
@@ -25,23 +28,29 @@ class SamplingOptions(Options):
     batch_size: int = field(default=16, metadata={"help": "stimuli per denoising call"})
     min_structure_weight: float = field(default=0.0, metadata={"help": "floor on the gated structural weight pi_s of "
                                                                        "cs and gg (0: the paper's 1 - pi_c)"})
+    candidates: int = field(default=1, metadata={"help": "draw N candidates per stimulus and keep the one whose "
+                                                         "predicted brain response best matches the measured one"})
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise GessInputError(None, "steps", "at least 1 denoising step", repr(self.steps))
+        if not math.isfinite(self.guidance_scale) or self.guidance_scale < 0:
+            raise GessInputError(None, "guidance_scale", "a finite scale, at least 0", repr(self.guidance_scale))
+        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
+            raise GessInputError(None, "candidates", "at least 1 candidate per stimulus", repr(self.candidates))
         if self.batch_size < 1:
             raise GessInputError(None, "batch_size", "at least 1", repr(self.batch_size))
         if not 0.0 <= self.min_structure_weight <= 1.0:
             raise GessInputError(None, "min_structure_weight", "a weight in [0, 1]", repr(self.min_structure_weight))
 
 
-class Backend(Protocol):
-    """What the loop needs of a generator (see ``gess.generation.backends``)."""
-
-    scheduler: object
-
-    def latent_shape(self) -> tuple[int, ...]: ...
-    def predict_noise(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
+def candidate_seed(seed: int, index: int) -> int:
+    """The seed of a stimulus's ``index``-th candidate: its own seed first, then seeds derived from (seed, index) alone,
+    so a candidate never depends on the batch, the process count or how many candidates are drawn."""
+    if index == 0:
+        return int(seed)
+    digest = hashlib.sha256(f"gess-candidate:{int(seed)}:{int(index)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def initial_noise(seeds: Sequence[int], shape: tuple[int, ...], device=None, dtype=torch.float32) -> torch.Tensor:
@@ -51,7 +60,7 @@ def initial_noise(seeds: Sequence[int], shape: tuple[int, ...], device=None, dty
     return noise.to(device if device is not None else resolve_device(), dtype)
 
 
-def guided_noise(backend: Backend, z: torch.Tensor, t, cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+def guided_noise(backend: GeneratorBackend, z: torch.Tensor, t, cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
     """Classifier-free guidance with a zero embedding as the unconditional input."""
     tt = torch.full((z.shape[0],), int(t), device=z.device, dtype=torch.long)
     if guidance_scale == 1.0:
@@ -65,9 +74,8 @@ def previous_timestep(scheduler, t: int) -> int:
     return int(t) - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
 
 
-def sample(backend: Backend, cond: torch.Tensor, seeds: Sequence[int], steps: int = 50, guidance_scale: float = 5.0,
-           eta: float = 0.0, substitution: Callable | None = None, guidance=None,
-           callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def sample(backend: GeneratorBackend, cond: torch.Tensor, seeds: Sequence[int], steps: int = 50, guidance_scale: float = 5.0,
+           eta: float = 0.0, substitution: Callable | None = None, guidance=None) -> torch.Tensor:
     """Run DDIM from seeded noise; returns the final z in the backend's space.
 
     Parameters
@@ -91,6 +99,4 @@ def sample(backend: Backend, cond: torch.Tensor, seeds: Sequence[int], steps: in
             if substitution is not None:
                 z_prev = substitution(i, int(t), previous_timestep(scheduler, t), z_prev, scheduler)
         z = z_prev
-        if callback is not None:
-            callback(i, steps)
     return z

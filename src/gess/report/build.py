@@ -10,7 +10,7 @@ import yaml
 
 from gess.report.figures import save_grid, save_split_figure
 from gess.evaluation.trustworthiness import describe
-from gess.report.html import accuracy_vs_scores_figure, pi_by_group_figure, write_report as write_html
+from gess.report.html import accuracy_vs_scores_figure, pi_by_group_figure, write_html
 
 
 def write_report(run, out: Path) -> Path:

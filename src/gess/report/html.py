@@ -112,7 +112,7 @@ def metric_definitions(names, embedding_encoder: str | None = None) -> str:
     return f"<ul class='note'>{''.join(items)}</ul>"
 
 
-def write_report(path: str | Path, title: str, config_text: str, metrics: dict[str, dict], protocol: str,
+def write_html(path: str | Path, title: str, config_text: str, metrics: dict[str, dict], protocol: str,
                  grid_png: bytes | str | Path | None = None, pi_rows: list[list[str]] | None = None,
                  figures: dict[str, bytes] | None = None, notes: list[str] | None = None,
                  unavailable: dict[str, str] | None = None, trust_sentences: list[str] | None = None,

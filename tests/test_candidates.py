@@ -1,0 +1,97 @@
+"""Best-of-N by brain consistency: seeding, selection, the manifest, bad values."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from conftest import write_mat
+from test_cli_errors import assert_one_line_error, run_cli
+from test_reliability import _tiny_prior_args, ok
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A fitted model and a tiny pixel prior on a small digit69-like file."""
+    root = tmp_path_factory.mktemp("cand")
+    data = root / "x.mat"
+    write_mat(data, n_train=16, n_test=3, voxels=40, side=8)
+    ok(["fit", "--data", data, "--out", root / "m", "--n-neighbors", "3"])
+    ok(_tiny_prior_args(data, root / "p", steps=4))
+    return root, data
+
+
+def _reconstruct(root, data, out, candidates, batch_size, method="cs"):
+    ok(["reconstruct", "--model", root / "m", "--data", data, "--generator", root / "p", "--method", method,
+        "--steps", "3", "--candidates", str(candidates), "--batch-size", str(batch_size), "--out", out])
+    return json.loads((out / "manifest.json").read_text())
+
+
+def test_candidate_seeds_depend_on_the_stimulus_seed_and_index_only():
+    from gess.generation.sampling import candidate_seed
+
+    assert candidate_seed(7, 0) == 7  # one candidate: the images of gess without best-of-N
+    seeds = [candidate_seed(s, k) for s in range(50) for k in range(8)]
+    assert len(set(seeds)) == len(seeds) and all(0 <= s < 2**31 for s in seeds)
+    assert candidate_seed(3, 2) == candidate_seed(3, 2)
+
+
+def test_best_of_n_keeps_the_candidate_the_brain_prefers_whatever_the_batch(fitted, tmp_path):
+    root, data = fitted
+    a = _reconstruct(root, data, tmp_path / "a", candidates=3, batch_size=1)
+    b = _reconstruct(root, data, tmp_path / "b", candidates=3, batch_size=4)
+    assert [e["stimulus_id"] for e in a] == [e["stimulus_id"] for e in b]
+    for ea, eb in zip(a, b):
+        assert sha(tmp_path / "a" / ea["file"]) == sha(tmp_path / "b" / eb["file"])
+        matches = [c["brain_match"] for c in ea["candidates"]]
+        assert len(matches) == 3 and ea["chosen_candidate"] == int(np.argmax(matches))
+        chosen = ea["candidates"][ea["chosen_candidate"]]
+        assert sha(tmp_path / "a" / chosen["file"]) == sha(tmp_path / "a" / ea["file"])
+        assert ea["trust"] == chosen["trust"]
+        assert [c["seed"] for c in ea["candidates"]] == [c["seed"] for c in eb["candidates"]]
+
+
+def test_more_candidates_keep_the_first_ones_and_one_candidate_is_plain_sampling(fitted, tmp_path):
+    root, data = fitted
+    two = _reconstruct(root, data, tmp_path / "two", candidates=2, batch_size=2)
+    four = _reconstruct(root, data, tmp_path / "four", candidates=4, batch_size=3)
+    one = _reconstruct(root, data, tmp_path / "one", candidates=1, batch_size=2)
+    for e2, e4, e1 in zip(two, four, one):
+        for k in range(2):
+            assert sha(tmp_path / "two" / e2["candidates"][k]["file"]) == sha(tmp_path / "four" / e4["candidates"][k]["file"])
+        assert sha(tmp_path / "one" / e1["file"]) == sha(tmp_path / "two" / e2["candidates"][0]["file"])
+        assert "candidates" not in e1
+    assert max(e["candidates"][e["chosen_candidate"]]["brain_match"] for e in four) >= \
+        max(e["candidates"][e["chosen_candidate"]]["brain_match"] for e in two)
+
+
+def test_a_rerun_with_other_candidates_regenerates_and_the_same_resumes(fitted, tmp_path):
+    root, data = fitted
+    first = _reconstruct(root, data, tmp_path / "r", candidates=2, batch_size=2)
+    mtimes = {e["file"]: (tmp_path / "r" / e["file"]).stat().st_mtime_ns for e in first}
+    again = _reconstruct(root, data, tmp_path / "r", candidates=2, batch_size=2)
+    assert again == first and all((tmp_path / "r" / f).stat().st_mtime_ns == t for f, t in mtimes.items())
+    assert all(len(e["candidates"]) == 3 for e in _reconstruct(root, data, tmp_path / "r", candidates=3, batch_size=2))
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "nan", "1.5"])
+def test_bad_candidate_counts_exit_2_in_one_line(fitted, tmp_path, capsys, value):
+    root, data = fitted
+    code, err = run_cli(["reconstruct", "--model", root / "m", "--data", data, "--generator", root / "p",
+                         "--candidates", value, "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "candidates")
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_candidates_in_a_run_config_name_the_key():
+    from gess.errors import GessInputError
+    from gess.runconfig import load_run_config
+
+    with pytest.raises(GessInputError, match="candidates"):
+        load_run_config({"dataset": {"path": "x.mat"}, "sampling": {"candidates": 0}})
