@@ -95,3 +95,18 @@ def test_bad_candidates_in_a_run_config_name_the_key():
 
     with pytest.raises(GessInputError, match="candidates"):
         load_run_config({"dataset": {"path": "x.mat"}, "sampling": {"candidates": 0}})
+
+
+def test_a_run_with_candidates_shows_them_in_the_report(fitted, tmp_path):
+    import yaml
+
+    root, data = fitted
+    config = {"dataset": {"path": str(data)}, "methods": ["structure", "cs"], "decoder": {"n_neighbors": 3},
+              "sampling": {"steps": 2, "candidates": 3, "guidance_scale": 1.0},
+              "generator": {"path": str(root / "p")}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    ok(["run", tmp_path / "run.yaml", "--out", tmp_path / "run"])
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "Best-of-3 (cs)" in report and (tmp_path / "run" / "candidates-cs.png").is_file()
+    manifest = json.loads((tmp_path / "run" / "recon" / "cs" / "manifest.json").read_text())
+    assert all(len(e["candidates"]) == 3 for e in manifest)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from gess.report.figures import save_grid, save_split_figure
+from gess.report.figures import save_candidates_figure, save_grid, save_split_figure
 from gess.evaluation.trustworthiness import describe
 from gess.report.html import accuracy_vs_scores_figure, pi_by_group_figure, write_html
 
@@ -39,6 +39,7 @@ def write_report(run, out: Path) -> Path:
         save_split_figure(experiment.embeddings, experiment.pool_ids, experiment.split, out / "split.png")
         figures["pi_c per test sample: inside vs outside the training semantics"] = pi_by_group_figure(decoded.pi_c, groups)
         figures["Generalized split of the image pool (2-D PCA of the embeddings)"] = (out / "split.png").read_bytes()
+    figures.update(_candidate_figures(recon_dirs, test_ids, rows, test.images[[lookup[test_ids[i]] for i in rows]], out))
     check = summary.get("trust_check", {})
     sentences = []
     if run.per_sample:
@@ -62,6 +63,31 @@ def write_report(run, out: Path) -> Path:
                       pi_rows, figures, notes, summary.get("unavailable"), trust_sentences=sentences,
                       right_digit=summary.get("right_digit"), pi_columns=[f"trust ({n})" for n in names],
                       embedding_encoder=_embedding_encoder(results))
+
+
+def _candidate_figures(recon_dirs: dict, test_ids, rows: list[int], stimuli: np.ndarray, out: Path,
+                       limit: int = 4) -> dict:
+    """For each method drawn best-of-N: a few stimuli with every candidate, its brain match and the one kept."""
+    from gess.data.images import load_image
+    from gess.io import read_json
+
+    figures = {}
+    for name, directory in recon_dirs.items():
+        directory = Path(directory)
+        entries = {e["stimulus_id"]: e for e in read_json(directory / "manifest.json")}
+        shown = [(k, i) for k, i in enumerate(rows) if "candidates" in entries.get(str(test_ids[i]), {})][:limit]
+        if not shown:
+            continue
+        picked = [entries[str(test_ids[i])] for _, i in shown]
+        path = save_candidates_figure(
+            stimuli[[k for k, _ in shown]], [np.stack([load_image(directory / c["file"]) for c in e["candidates"]])
+                                             for e in picked],
+            [[c["brain_match"] for c in e["candidates"]] for e in picked], [e["chosen_candidate"] for e in picked],
+            [str(e["stimulus_id"]) for e in picked], out / f"candidates-{name}.png")
+        title = (f"Best-of-{len(picked[0]['candidates'])} ({name}): every candidate with r, the match of its predicted "
+                 "brain response with the measured one; the kept one framed")
+        figures[title] = path.read_bytes()
+    return figures
 
 
 def _trust_text(value, prefix: str = "trust ") -> str:

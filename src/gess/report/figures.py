@@ -72,3 +72,33 @@ def save_grid(columns: dict[str, np.ndarray], path: str | Path, row_labels: list
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def save_candidates_figure(stimuli: np.ndarray, candidates: list[np.ndarray], scores: list[list[float]], chosen: list[int],
+                           row_labels: list[str], path: str | Path) -> Path:
+    """Best-of-N at a glance: per row a stimulus, then each candidate with its brain match; the kept one framed."""
+    plt = pyplot()
+    n_rows, n_cand = len(candidates), len(candidates[0])
+    fig, axes = plt.subplots(n_rows, n_cand + 1, figsize=(0.95 * (n_cand + 1) + 0.8, 1.12 * n_rows + 0.3), squeeze=False)
+    for i in range(n_rows):
+        for j, img in enumerate([stimuli[i]] + list(candidates[i])):
+            ax = axes[i, j]
+            img = np.asarray(img)
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=6.5)
+                ax.set_xlabel("stimulus", fontsize=6.5, labelpad=1)
+                continue
+            kept = j - 1 == chosen[i]
+            ax.set_xlabel(f"r {scores[i][j - 1]:+.3f}" + (" kept" if kept else ""), fontsize=6.5, labelpad=1,
+                          color="#c0392b" if kept else "black")
+            for spine in ax.spines.values():
+                spine.set_edgecolor("#c0392b" if kept else "#bbbbbb")
+                spine.set_linewidth(2.5 if kept else 0.5)
+    fig.tight_layout(pad=0.2)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)
