@@ -238,19 +238,21 @@ def reconstruct(
     method: str = typer.Option("cs", "--method", help=" | ".join(METHODS)),
     seed: int = typer.Option(0, "--seed", help="seed of the first stimulus; the i-th gets seed + i"),
     format: str = FORMAT_OPTION,
-    device: str = typer.Option("cpu", "--device"),
+    device: Optional[str] = typer.Option(None, "--device", help="torch device (default: $GESS_DEVICE, else cpu)"),
     sampling: dict = None,
     cs: dict = None,
     gg: dict = None,
 ):
     """Generate DIR/<stimulus_id>.png per test stimulus and DIR/manifest.json; a re-run skips finished images."""
-    from gess import stages
-    from gess.data import load_dataset
-    from gess.options import build
-
     import os
 
-    os.environ.setdefault("GESS_DEVICE", device)  # the process group's backend under a launcher (gloo on the CPU)
+    from gess import stages
+    from gess.data import load_dataset
+    from gess.device import validate_device
+    from gess.options import build
+
+    if device is not None:  # launched workers read it too (and the process group's backend: gloo on the CPU)
+        os.environ["GESS_DEVICE"] = validate_device(device, "--device")
     options = (build(SamplingOptions, sampling, "--steps/--guidance-scale/..."), build(CSOptions, cs, "--cs-*"),
                build(GGOptions, gg, "--gg-*"))
     decoder = GESSDecoder.load(model, device=device)

@@ -14,8 +14,10 @@ from gess.data.extra import ExtraImages
 from gess.data.simulated import simulate_experiment
 from gess.encoders import get_encoder
 from gess.errors import GessInputError
+from gess.evaluation.summary import gate_separation, per_sample_scores, right_digit_rates, trust_check
 from gess.generation.backends import backend_entry
 from gess.generation.methods import GENERATOR_METHODS
+from gess.io import write_json
 from gess.parallel import current_shard, main_first
 from gess.progress import log
 from gess.runconfig import RunConfig, load_run_config
@@ -61,7 +63,24 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
     decoded, test_ids = stages.decode(decoder, dataset)
     generator = _generator(cfg, dataset, experiment, extra, encoder, timer, shard, console)
 
-    results, recon_dirs, unavailable = {}, {}, {}
+    results, recon_dirs = _reconstruct_and_score(cfg, decoder, dataset, generator, encoder, out, timer, shard, console)
+    if not shard.is_main:
+        return {}  # scores and the report are the main process's
+    digits = experiment is not None and cfg.simulation()[0].images == "sklearn-digits"
+    per_sample = timer("evaluate", lambda: per_sample_scores(dataset, test_ids, recon_dirs,
+                                                             lambda images: stages.encode_images(encoder, images), digits))
+    summary = _summary(cfg, results, decoded.pi_c, test_ids, experiment, per_sample, time.time() - t0, timer.seconds)
+    write_json(out / "metrics.json", summary)
+    result = RunResult(cfg, dataset, test_ids, decoded, results, recon_dirs, summary, experiment, timer.seconds,
+                       per_sample)
+    stages.build_report(result, out)
+    log(console, f"report: {out / 'report.html'} ({time.time() - t0:.0f} s)")
+    return summary
+
+
+def _reconstruct_and_score(cfg: RunConfig, decoder, dataset, generator, encoder, out: Path, timer, shard, console):
+    """Every method and seed reconstructed (each process its share), then scored by the main process."""
+    results, recon_dirs = {}, {}
     for seed in cfg.seeds:
         for method in cfg.methods:
             name = method if len(cfg.seeds) == 1 else f"{method}-seed{seed}"
@@ -70,37 +89,28 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
             timer("reconstruct", lambda: stages.reconstruct(decoder, dataset, target, method, generator, seed, cfg.sampling,
                                                             cfg.cs, cfg.gg, cfg.device, console is not None, console,
                                                             cfg.generator.backend))
-            if not shard.is_main:
-                continue  # scores and the report are the main process's
-            res = timer("evaluate", lambda: stages.evaluate(target, dataset, cfg.protocol, out=target / "metrics.json",
-                                                           encoder=encoder, seed=seed))
-            results[name] = res
-            unavailable.update(res["unavailable"])
-            log(console, f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in res["metrics"].items()))
+            if shard.is_main:
+                results[name] = timer("evaluate", lambda: stages.evaluate(
+                    target, dataset, cfg.protocol, out=target / "metrics.json", encoder=encoder, seed=seed))
+                log(console, f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[name]["metrics"].items()))
+    return results, recon_dirs
 
-    if not shard.is_main:
-        return {}
-    digits = experiment is not None and cfg.simulation()[0].images == "sklearn-digits"
-    from gess.evaluation.summary import gate_separation, per_sample_scores, right_digit_rates, trust_check
 
-    per_sample = timer("evaluate", lambda: per_sample_scores(dataset, test_ids, recon_dirs,
-                                                             lambda images: stages.encode_images(encoder, images), digits))
+def _summary(cfg: RunConfig, results: dict, pi_c: np.ndarray, test_ids, experiment, per_sample: dict, seconds: float,
+             stage_seconds: dict) -> dict:
+    """The run's metrics.json: every method's metrics, pi_c, the gate's separation, the trust check, right digits."""
+    unavailable = {}
+    for res in results.values():
+        unavailable.update(res["unavailable"])
     summary = {"protocol": cfg.protocol, "methods": {k: r["metrics"] for k, r in results.items()},
-               "unavailable": unavailable, "pi_c": dict(zip(map(str, test_ids), map(float, decoded.pi_c))),
-               "seconds": time.time() - t0, "stage_seconds": timer.seconds}
+               "unavailable": unavailable, "pi_c": dict(zip(map(str, test_ids), map(float, pi_c))),
+               "seconds": seconds, "stage_seconds": stage_seconds}
     if experiment:
-        summary.update(gate_separation(decoded.pi_c, experiment.group_of(test_ids)))
-    summary.update(trust_check(per_sample, decoded.pi_c))
+        summary.update(gate_separation(pi_c, experiment.group_of(test_ids)))
+    summary.update(trust_check(per_sample, pi_c))
     if any("digit" in p for p in per_sample.values()):
         groups = experiment.group_of(test_ids) if experiment else np.array(["test"] * len(test_ids))
         summary["right_digit"] = right_digit_rates(per_sample, groups)
-    from gess.io import write_json
-
-    write_json(out / "metrics.json", summary)
-    result = RunResult(cfg, dataset, test_ids, decoded, results, recon_dirs, summary, experiment, timer.seconds,
-                       per_sample)
-    stages.build_report(result, out)
-    log(console, f"report: {out / 'report.html'} ({time.time() - t0:.0f} s)")
     return summary
 
 

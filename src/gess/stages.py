@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
-from gess import api
+from gess import __version__, api
 from gess.api import brain_matches, decode, fit, generator_identity, test_fmri, trust_scores
 from gess.cache import cache_dir, fingerprint
 from gess.checkpoint import check_resumable
@@ -36,7 +37,9 @@ from gess.decoding import Decoded, GESSDecoder, StructuralSpace
 from gess.decoding.decoders import is_model_directory
 from gess.decoding.structural import StructureOptions
 from gess.encoders import ImageEncoder, check_same_encoder
-from gess.errors import GessInputError
+from gess.baselines import knn_indices
+from gess.errors import GessInputError, MissingWeightsError
+from gess.evaluation.scoring import evaluate_directory
 from gess.featurecache import encode_images, encoder_of
 from gess.folds import tune_cs_on_training_folds
 from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
@@ -48,6 +51,7 @@ from gess.io import claim_output_dir, exclusive_lock, read_json
 from gess.manifest import CANDIDATES_DIR, Manifest, write_png
 from gess.parallel import Shard, current_shard
 from gess.progress import log
+from gess.report.build import write_report
 from gess.weights import is_hub_id
 
 __all__ = ["fit", "decode", "fit_decoders", "training_images", "with_extra_images", "train_prior", "cached_prior",
@@ -263,8 +267,6 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
 
 def _check_generator_given(generator, method: str) -> None:
     """Fail before anything is written when the generator is missing or neither a directory nor a hub id."""
-    from gess.errors import MissingWeightsError
-
     if generator is None:
         raise GessInputError(None, "generator", f"a generator directory for method '{method}'", "none")
     if not Path(str(generator)).is_dir() and not is_hub_id(str(generator)):
@@ -294,8 +296,6 @@ def _baseline_images(job: ReconstructionJob, backend) -> np.ndarray:
     if job.method == "structure":
         images = StructuralSpace.from_config(job.space, backend).to_images(job.decoded.s)
         return np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
-    from gess.baselines import knn_indices
-
     train = job.dataset.train
     train_embeddings = encode_images(encoder_of(job.decoder.encoder_, job.device), train.images)
     return train.images[knn_indices(job.decoded.c_prime, train_embeddings)]
@@ -411,26 +411,18 @@ def _write_candidate(job: ReconstructionJob, stimulus, index: int, image: np.nda
     return {"index": index, "seed": seed, "file": name, "brain_match": match, "trust": trust}
 def software_versions() -> dict:
     """What a run needs to be reproduced besides its seeds and settings."""
-    import torch
-
-    from gess import __version__
-
     return {"gess": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
 # ------------------------------------------------------------------ stage: evaluate
 def evaluate(recon: str | Path, dataset: Dataset, protocol: str = "paper", out: str | Path | None = None, **options) -> dict:
     """Score ``recon/<stimulus_id>.png`` against the dataset's test stimuli (see :mod:`gess.evaluation.scoring`)."""
-    from gess.evaluation.scoring import evaluate_directory
-
     return evaluate_directory(recon, dataset, protocol, out=out, **options)
 
 
 # ------------------------------------------------------------------ stage: report
 def build_report(run, out: str | Path) -> Path:
     """``out/report.html`` from a finished run (:class:`gess.run.RunResult`)."""
-    from gess.report.build import write_report
-
     return write_report(run, Path(out))
 
 

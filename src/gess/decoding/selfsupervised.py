@@ -21,8 +21,15 @@ networks work in M_s's target space (blurred images, :class:`~gess.decoding.stru
 Departure from Beliy et al. (why: docs/decoding.md): D's linear layer starts at M_s's
 ridge solution and stays fixed (``train_readout=False``); a freely learned voxel-to-pixel
 layer overfits a hundred training pairs, and the cycles then teach the refinement what
-the ridge's outputs of real images look like. Training is seeded, checkpointed (resumable,
-see :mod:`gess.checkpoint`) and shows progress.
+the ridge's outputs of real images look like.
+
+Early stopping: a seeded share of the training stimuli (``validation_fraction``, all
+repeats of a stimulus on one side) is held out of every loss; every
+``validation_every`` decoder steps the pairs loss on them is measured (refining the
+ridge's cross-fitted outputs, which never saw them), and D keeps the weights of the
+best score. Step 0, the ridge start (the refinement's last layer starts at zero), is a
+candidate, so on the held-out pairs the result is never worse than the ridge. Training
+is seeded, checkpointed (resumable, see :mod:`gess.checkpoint`) and shows progress.
 """
 from __future__ import annotations
 
@@ -58,13 +65,20 @@ class SelfSupervisedOptions(Options):
         "fMRI without images for the fMRI cycle: the test fMRI (as Beliy et al.), or none"))
     train_readout: bool = field(default=False, metadata=described("also train D's voxel-to-pixel layer (starts at the ridge)"))
     max_extra_images: int | None = field(default=20000, metadata=described("at most this many extra images (a seeded subset)"))
+    validation_fraction: float = field(default=0.2, metadata=described(
+        "share of the training stimuli held out for early stopping (D keeps its best weights on them, the ridge "
+        "start included); 0: none, D keeps its last weights"))
+    validation_every: int = field(default=20, metadata=described("decoder steps between early-stopping evaluations"))
     checkpoint_every: int = field(default=500, metadata=described("steps between resumable checkpoints"))
-    seed: int = field(default=0, metadata=described("random seed of initialisation and batches"))
+    seed: int = field(default=0, metadata=described("random seed of initialisation, batches and the held-out split"))
 
     def __post_init__(self) -> None:
-        for name in ("steps", "encoder_steps", "batch_size", "width", "checkpoint_every"):
+        for name in ("steps", "encoder_steps", "batch_size", "width", "validation_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise GessInputError(None, f"self_supervised.{name}", "at least 1", repr(getattr(self, name)))
+        if not 0 <= self.validation_fraction < 1:  # NaN fails too
+            raise GessInputError(None, "self_supervised.validation_fraction", "a share in [0, 1) (0: no early stopping)",
+                                 repr(self.validation_fraction))
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
