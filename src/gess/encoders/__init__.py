@@ -19,6 +19,7 @@ from gess.encoders.base import EncoderSpec, ImageEncoder, check_same_encoder
 from gess.encoders.clip import DEFAULT_CLIP_ID, CLIPImageEncoder
 from gess.encoders.efficientnet import EfficientNetLite0Encoder
 from gess.errors import GessInputError
+from gess.registry import Registry
 from gess.weights import config_model_type, is_hub_id
 
 DEFAULT_ENCODER = "efficientnet-lite0"
@@ -41,15 +42,12 @@ class EncoderEntry:
     describe: str = ""
 
 
-ENCODERS: dict[str, EncoderEntry] = {}
+ENCODERS: Registry[EncoderEntry] = Registry("encoder")
 
 
 def register_encoder(entry: EncoderEntry, replace: bool = False) -> EncoderEntry:
     """Make an encoder family known to ``get_encoder``, the command line and run configs."""
-    if entry.name in ENCODERS and not replace:
-        raise ValueError(f"an encoder named {entry.name!r} is already registered (pass replace=True to replace it)")
-    ENCODERS[entry.name] = entry
-    return entry
+    return ENCODERS.register(entry.name, entry, replace)
 
 
 def encoder_names() -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from gess.device import resolve_device
 from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError, MissingWeightsError
 from gess.io import read_json
+from gess.registry import Registry
 from gess.weights import is_hub_id
 
 SCHEDULER_NAME = "scheduler_config.json"
@@ -69,15 +70,12 @@ class BackendEntry:
         return cls.from_pretrained(source, device=device)
 
 
-BACKENDS: dict[str, BackendEntry] = {}
+BACKENDS: Registry[BackendEntry] = Registry("generator backend")
 
 
 def register_backend(entry: BackendEntry, replace: bool = False) -> BackendEntry:
     """Make a backend known to ``load_backend``, ``gess reconstruct`` and run configs."""
-    if entry.name in BACKENDS and not replace:
-        raise ValueError(f"a generator backend named {entry.name!r} is already registered (pass replace=True)")
-    BACKENDS[entry.name] = entry
-    return entry
+    return BACKENDS.register(entry.name, entry, replace)
 
 
 def backend_entry(name: str, source=None) -> BackendEntry:
