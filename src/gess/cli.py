@@ -169,6 +169,8 @@ def evaluate(
     seed: int = typer.Option(0, "--seed"),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="score the reconstructions present when some "
                                        "are missing (marked partial in the metrics file and the table)"),
+    decoded: Optional[Path] = typer.Option(None, "--decoded", help="decoded.npz of `gess decode`: adds MindEye's top-1 "
+                                           "retrieval of its c_prime (needs the decoders' --encoder)"),
 ):
     """Score reconstructions against the test stimuli with a named protocol."""
     from gess import stages
@@ -179,8 +181,13 @@ def evaluate(
     dataset = load_dataset(data, format)
     clip_encoder = _optional_clip(clip)
     result = stages.evaluate(recon, dataset, protocol, out=out, encoder=get_encoder(encoder), clip_encoder=clip_encoder,
-                             weights_dir=weights_dir, trials=trials, seed=seed, allow_partial=allow_partial)
+                             weights_dir=weights_dir, trials=trials, seed=seed, allow_partial=allow_partial,
+                             decoded=decoded)
     print_summary(result, _console())
+    if "retrieval" in result:
+        r = result["retrieval"]
+        _console().print(f"retrieval (top-1 among {r['candidates']}, {r['repeats']} draws): image {r['image']:.1%}, "
+                         f"brain {r['brain']:.1%} (chance {r['chance']:.1%})")
 
 
 def _optional_clip(clip: Optional[str]):

@@ -14,6 +14,7 @@ from gess.data.extra import ExtraImages
 from gess.data.simulated import simulate_experiment
 from gess.encoders import get_encoder
 from gess.errors import GessInputError
+from gess.evaluation.retrieval import retrieval
 from gess.evaluation.summary import gate_separation, per_sample_scores, right_digit_rates, trust_check
 from gess.generation.backends import backend_entry
 from gess.generation.methods import GENERATOR_METHODS
@@ -70,12 +71,19 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
     per_sample = timer("evaluate", lambda: per_sample_scores(dataset, test_ids, recon_dirs,
                                                              lambda images: stages.encode_images(encoder, images), digits))
     summary = _summary(cfg, results, decoded.pi_c, test_ids, experiment, per_sample, time.time() - t0, timer.seconds)
+    summary["retrieval"] = retrieval(decoded.c_prime, stages.encode_images(encoder, _stimuli(dataset, test_ids)))
     write_json(out / "metrics.json", summary)
     result = RunResult(cfg, dataset, test_ids, decoded, results, recon_dirs, summary, experiment, timer.seconds,
                        per_sample)
     stages.build_report(result, out)
     log(console, f"report: {out / 'report.html'} ({time.time() - t0:.0f} s)")
     return summary
+
+
+def _stimuli(dataset, test_ids) -> np.ndarray:
+    test = dataset.test.averaged()
+    lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
+    return test.images[[lookup[s] for s in test_ids]]
 
 
 def _reconstruct_and_score(cfg: RunConfig, decoder, dataset, generator, encoder, out: Path, timer, shard, console):

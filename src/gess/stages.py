@@ -39,6 +39,7 @@ from gess.decoding.structural import StructureOptions
 from gess.encoders import ImageEncoder, check_same_encoder
 from gess.baselines import knn_indices
 from gess.errors import GessInputError, MissingWeightsError
+from gess.evaluation.retrieval import retrieval
 from gess.evaluation.scoring import evaluate_directory
 from gess.featurecache import encode_images, encoder_of
 from gess.folds import tune_cs_on_training_folds
@@ -47,7 +48,7 @@ from gess.generation.backends import load_backend
 from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
 from gess.generation.sampling import candidate_seed
 from gess.generation.train import TrainOptions, resume_options, train_pixel_prior
-from gess.io import claim_output_dir, exclusive_lock, read_json
+from gess.io import claim_output_dir, exclusive_lock, read_json, write_json
 from gess.manifest import CANDIDATES_DIR, Manifest, write_png
 from gess.parallel import Shard, current_shard
 from gess.progress import log
@@ -415,9 +416,36 @@ def software_versions() -> dict:
 
 
 # ------------------------------------------------------------------ stage: evaluate
-def evaluate(recon: str | Path, dataset: Dataset, protocol: str = "paper", out: str | Path | None = None, **options) -> dict:
-    """Score ``recon/<stimulus_id>.png`` against the dataset's test stimuli (see :mod:`gess.evaluation.scoring`)."""
-    return evaluate_directory(recon, dataset, protocol, out=out, **options)
+def evaluate(recon: str | Path, dataset: Dataset, protocol: str = "paper", out: str | Path | None = None,
+             decoded: str | Path | None = None, **options) -> dict:
+    """Score ``recon/<stimulus_id>.png`` against the dataset's test stimuli (see :mod:`gess.evaluation.scoring`);
+    with ``decoded`` (a ``decoded.npz`` of ``gess decode``), MindEye's retrieval of its ``c_prime`` too."""
+    result = evaluate_directory(recon, dataset, protocol, out=None if decoded is not None else out, **options)
+    if decoded is not None:
+        result["retrieval"] = decoded_retrieval(decoded, dataset, options.get("encoder"))
+        if out is not None:
+            write_json(out, result)
+    return result
+
+
+def decoded_retrieval(decoded: str | Path, dataset: Dataset, encoder: ImageEncoder) -> dict:
+    """Retrieval of a ``decoded.npz``'s ``c_prime`` against the embeddings of its test stimuli (the same encoder)."""
+    decoded = Path(decoded)
+    try:
+        with np.load(decoded, allow_pickle=False) as z:
+            c_prime, ids = z["c_prime"], [str(s) for s in z["stimulus_ids"]]
+    except (OSError, KeyError, ValueError) as exc:
+        raise GessInputError(decoded, "c_prime", "a decoded.npz written by `gess decode`", f"unreadable ({exc})") from None
+    test = dataset.test.averaged()
+    lookup = {str(s): i for i, s in enumerate(test.stimulus_ids)}
+    missing = [s for s in ids if s not in lookup]
+    if missing:
+        raise GessInputError(decoded, "stimulus_ids", "the dataset's test stimuli", f"unknown ids, e.g. {missing[0]}")
+    stimuli = encode_images(encoder, test.images[[lookup[s] for s in ids]])
+    if stimuli.shape[1] != c_prime.shape[1]:
+        raise GessInputError(decoded, "c_prime", f"{stimuli.shape[1]}-d embeddings of --encoder {encoder.name}",
+                             f"{c_prime.shape[1]}-d (decoded with another encoder)")
+    return retrieval(c_prime, stimuli)
 
 
 # ------------------------------------------------------------------ stage: report

@@ -55,6 +55,10 @@ def write_report(run, out: Path) -> Path:
         m = summary["mean_pi_c"]
         notes.append(f"pi_c separates test stimuli inside the training semantics from those outside: AUROC "
                      f"{summary['pi_c_auroc_inside_vs_outside']:.2f}, mean pi_c {m['inside']:.2f} inside vs {m['outside']:.2f} outside.")
+    if "retrieval" in summary:
+        r = summary["retrieval"]
+        notes.append(f"Retrieval (MindEye's top-1 among {r['candidates']}, {r['repeats']} draws, decoded c' against the "
+                     f"stimuli's embeddings): image {r['image']:.1%}, brain {r['brain']:.1%} (chance {r['chance']:.1%}).")
     names = list(trust)
     pi_rows = [[str(test_ids[i]), str(groups[i]), f"{decoded.pi_c[i]:.3f}"] + [_trust_text(trust[n][i], "") for n in names]
                for i in np.argsort(-decoded.pi_c)]
