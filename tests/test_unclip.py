@@ -76,6 +76,29 @@ def test_unclip_rejects_other_embedding_sizes():
         tiny_unclip().condition(np.zeros((1, 10), np.float32))
 
 
+def test_unclip_embedding_noise_depends_on_the_sample_alone():
+    """With noise_level > 0 a sample's conditioning is the same alone and in a batch of three (gess 0.1 drew one
+    batch-shaped noise tensor from seed 0, so row 1 of a batch got other noise than the same sample alone)."""
+    from gess.generation import SamplingOptions, generate_images
+
+    backend = tiny_unclip()
+    backend.noise_level = 500
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(3, 16)).astype(np.float32)
+    for seeds in ([7, 8, 9], None):
+        batch = backend.condition(c, c, seeds=seeds)
+        alone = backend.condition(c[1:2], c[1:2], seeds=None if seeds is None else seeds[1:2])
+        torch.testing.assert_close(alone[0], batch[1], rtol=0, atol=0)
+    noised, clean = backend.condition(c, c, seeds=[7, 8, 9]), tiny_unclip().condition(c, c)
+    assert not torch.allclose(noised[:, :16], clean[:, :16])          # the noise is there
+    assert not torch.allclose(noised, backend.condition(c, c, seeds=[1, 2, 3]))  # and follows the seeds
+    s = rng.random((3, 12, 12, 3)).astype(np.float32)
+    pi = np.full(3, 0.5, np.float32)
+    one = generate_images(backend, c, c, s, pi, "semantic", SamplingOptions(steps=2, batch_size=1), seeds=[7, 8, 9])
+    three = generate_images(backend, c, c, s, pi, "semantic", SamplingOptions(steps=2, batch_size=3), seeds=[7, 8, 9])
+    assert np.abs(one.astype(int) - three.astype(int)).max() <= 1  # float batching noise only
+
+
 def test_unclip_missing_weights(tmp_path, monkeypatch):
     from gess.errors import MissingWeightsError
     from gess.generation.backends.unclip import UnCLIPBackend
@@ -88,7 +111,6 @@ def test_unclip_missing_weights(tmp_path, monkeypatch):
 
 def test_gg_with_unclip_encodes_with_the_decoders_encoder(tmp_path, monkeypatch):
     """gess 0.1 rebuilt GG's encoder from the generator's name: the hub CLIP, whatever the decoders were fitted with."""
-    import gess.generation.backends as backends
     from gess import stages
     from gess.data import load_mat
     from gess.encoders import CLIPImageEncoder, get_encoder
@@ -103,7 +125,7 @@ def test_gg_with_unclip_encodes_with_the_decoders_encoder(tmp_path, monkeypatch)
     dataset = load_mat(data)
     decoder = stages.fit(dataset, get_encoder(clip_dir), n_neighbors=3)
     assert decoder.encoder_.source == clip_dir
-    monkeypatch.setattr(backends, "load_backend", lambda *a, **k: tiny_unclip())
+    monkeypatch.setattr(stages, "load_backend", lambda *a, **k: tiny_unclip())  # stages imports it at the top
     used = []
     real = CLIPImageEncoder.encode_tensor
 

@@ -50,7 +50,7 @@ class ConstantBackend:
     def latent_shape(self):
         return (3, SIDE, SIDE)
 
-    def condition(self, c_prime, c=None):
+    def condition(self, c_prime, c=None, seeds=None):
         return torch.as_tensor(np.asarray(c_prime, np.float32), device=self.device)
 
     def predict_noise(self, z, t, cond):

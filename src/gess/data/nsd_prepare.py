@@ -14,17 +14,20 @@ Reads the release as NSD's data manual names its files (under ``--nsd-root``):
 Writes, for subject N, the files :func:`gess.data.nsd.load_nsd` reads (Brain-Diffuser's
 names, so tools that read those read these) plus what they lack:
 
-* ``nsd_{train,test}_fmriavg_nsdgeneral_subN.npy``: z-scored (per session, per voxel)
-  betas of the mask's voxels, averaged over each image's repeats (float32 or float16);
+* ``nsd_{train,test}_fmriavg_nsdgeneral_subN.npy``: betas of the mask's voxels, z-scored per
+  session and voxel (``--zscore``), averaged over each image's repeats (float32 or float16);
 * ``nsd_{train,test}_stim_subN.npy``: the stimuli resized once to ``--image-size``;
 * ``nsd_{train,test}_ids_subN.npy``: stimulus ids ``nsd-<73k id>`` (the manual's 1-based ids);
 * ``nsd_{train,test}_nsd73k_subN.npy``, ``nsd_{train,test}_repeats_subN.npy``: 73k ids, repeats;
+* ``nsd_{train,test}_brain_diffuser_order_subN.npy``: rows are sorted by 73k id; row ``order[k]``
+  holds Brain-Diffuser's row k (images by first presentation), so ``array[order]`` is in its order;
 * ``nsd_trials_fmri_subN.npy`` + ``nsd_trials_ids_subN.npy``: every single trial, kept;
 * ``manifest.json``: sizes, sessions, options and sha256 of every file.
 
-The test set is the shared 1,000 images: ``--test-set three-repeats`` keeps those seen
-three times within the sessions read (982 for subject 1 in the 37 public sessions, the
-Brain-Diffuser set), ``all`` every shared image seen at least once (MindEye's 1,000).
+Test sets (``--test-set``), of the 1,000 shared images: ``seen-once``, those seen at least once
+in the sessions read (Brain-Diffuser's and MindEye1's set with 37 sessions, MindEye2's 1,000
+with 40); ``three-repeats``, those seen three times. Sessions (``--sessions``): by default the
+release the papers used, each subject's sessions but the last three.
 
 Out of core: one session is in memory at a time; single trials go straight into a
 memory-mapped file, averages are taken voxel block by voxel block. A re-run resumes:
@@ -33,8 +36,8 @@ finished sessions (recorded in ``progress.json``) are not read again.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -45,6 +48,9 @@ from gess.errors import GessInputError
 from gess.io import claim_output_dir, exclusive_lock, read_json, write_json
 
 BETA_SCALE = 300.0  # int16 betas / 300 = percent signal change (NSD data manual)
+# Sessions the papers used: all but each subject's last three (held back from the first public release).
+PAPERS_SESSIONS = {1: 37, 2: 37, 3: 29, 4: 27, 5: 37, 6: 29, 7: 37, 8: 27}
+LEAST_SEEN = {"seen-once": 1, "three-repeats": 3}
 
 
 @dataclass
@@ -52,13 +58,29 @@ class NSDPrepareOptions:
     """What `gess prepare nsd` writes."""
 
     subject: int = field(default=1, metadata={"help": "NSD subject, 1-8"})
-    sessions: int | None = field(default=None, metadata={"help": "read sessions 1..N (default: every session file found)"})
-    test_set: Literal["three-repeats", "all"] = field(default="three-repeats", metadata={
-        "help": "shared images seen three times (982 for subject 1) or all shared images seen at least once"})
+    sessions: int | None = field(default=None, metadata={
+        "help": "read sessions 1..N (default: the release the papers used, 37 for subjects 1, 2, 5, 7; "
+                "all but the last three for the others)"})
+    # 'all' is the old name of seen-once: refused, naming the new one
+    test_set: Literal["seen-once", "three-repeats", "all"] = field(default="seen-once", metadata={
+        "help": "seen-once: the shared images seen at least once in the sessions read (Brain-Diffuser's and "
+                "MindEye1's 982 for subject 1 with 37 sessions, MindEye2's 1,000 with 40); three-repeats: "
+                "those seen three times"})
+    zscore: Literal["train-trials", "all-trials", "none"] = field(default="train-trials", metadata={
+        "help": "per-session, per-voxel z-scoring with the mean and sd of the training-image trials, of every "
+                "trial (test-image trials included), or none (betas / 300)"})
     image_size: int = field(default=425, metadata={"help": "side the stimuli are resized to once"})
     dtype: Literal["float32", "float16"] = field(default="float32", metadata={"help": "precision of the written betas"})
     betas: str = field(default="betas_fithrf_GLMdenoise_RR", metadata={"help": "the beta version folder"})
     keep_trials: bool = field(default=True, metadata={"help": "also write every single trial"})
+
+    def __post_init__(self) -> None:
+        if self.test_set == "all":
+            raise GessInputError(None, "test_set", "seen-once (the new name of 'all') or three-repeats", "'all'")
+        if self.sessions is not None and (isinstance(self.sessions, bool) or self.sessions < 1):
+            raise GessInputError(None, "sessions", "at least 1 session", repr(self.sessions))
+        if self.image_size < 1:
+            raise GessInputError(None, "image_size", "a side of at least 1 pixel", repr(self.image_size))
 
 
 class NSDRelease:
@@ -151,12 +173,40 @@ def read_session(path: Path, mask: np.ndarray) -> np.ndarray:
     return (np.stack(rows).astype(np.float32) / BETA_SCALE)
 
 
-def zscore_session(betas: np.ndarray) -> np.ndarray:
-    """Per voxel over the session's trials (constant voxels become 0)."""
-    mean = betas.mean(0, dtype=np.float64)
-    std = betas.std(0, dtype=np.float64)
+def zscore_session(betas: np.ndarray, use: np.ndarray | None = None) -> np.ndarray:
+    """Per voxel, with the mean and sd of the trials ``use`` selects (all by default); sd 0 is taken as 1."""
+    ref = betas if use is None else betas[use]
+    mean = ref.mean(0, dtype=np.float64)
+    std = ref.std(0, dtype=np.float64)
     std[std < 1e-8] = 1.0
     return ((betas - mean) / std).astype(np.float32)
+
+
+def normalise_session(betas: np.ndarray, images: np.ndarray, shared: np.ndarray, how: str, path: Path) -> np.ndarray:
+    """One session's betas, z-scored as ``--zscore`` says; ``images`` are its trials' 73k ids."""
+    if how == "none":
+        return betas
+    if how == "all-trials":
+        return zscore_session(betas)
+    use = ~np.isin(images, shared)  # training-image trials: the test set stays out of the statistics
+    if use.sum() < 2:
+        raise GessInputError(path, "betas", "at least 2 training-image trials to z-score the session with "
+                             "(--zscore all-trials uses every trial)", f"{int(use.sum())}")
+    return zscore_session(betas, use)
+
+
+def split_images(trial_ids: np.ndarray, shared: np.ndarray, test_set: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    """({"train": 73k ids, "test": 73k ids}, each sorted; every image seen; its number of trials)."""
+    unique, counts = np.unique(trial_ids, return_counts=True)
+    is_shared = np.isin(unique, shared)
+    test = is_shared & (counts >= LEAST_SEEN[test_set])
+    return {"train": unique[~is_shared], "test": unique[test]}, unique, counts
+
+
+def first_shown_order(images: np.ndarray, trial_ids: np.ndarray) -> np.ndarray:
+    """Rows of ``images`` in the order of their first trial (Brain-Diffuser's row order)."""
+    unique, first = np.unique(trial_ids, return_index=True)
+    return np.argsort(first[np.searchsorted(unique, images)], kind="stable").astype(np.int64)
 
 
 def _sha256(path: Path) -> str:
@@ -180,45 +230,71 @@ def prepare_nsd(nsd_root: str | Path, out: str | Path, options: NSDPrepareOption
         return _prepare(release, out, opts, console, progress_bar if progress else None)
 
 
-def _prepare(release: NSDRelease, out: Path, opts: NSDPrepareOptions, console, progress_bar) -> dict:
-    from numpy.lib.format import open_memmap
+@dataclass
+class _Plan:
+    """What one preparation reads: the design, the mask, the session files."""
 
+    trial_ids: np.ndarray
+    shared: np.ndarray
+    mask: np.ndarray
+    files: list
+    found: int
+    record: dict
+
+
+def _plan(release: NSDRelease, opts: NSDPrepareOptions, console=None) -> _Plan:
     sub = opts.subject
-    start_time = time.time()
     trial_ids, shared = read_design(release.expdesign, sub)
     mask = read_mask(release.mask)
-    n_sessions = opts.sessions or release.sessions_found()
-    if n_sessions < 1:
-        raise GessInputError(release.betas_dir, None, f"betas_session01.hdf5 (or .nii.gz) for subject {sub}", "none")
-    files = [release.session_file(s) for s in range(1, n_sessions + 1)]  # every file exists before any work
-    n_vox = int(mask.sum())
-    record = {"subject": sub, "sessions": n_sessions, "options": asdict(opts), "voxels": n_vox}
+    found = release.sessions_found()
+    n = opts.sessions or PAPERS_SESSIONS.get(sub, found)
+    if n > found:
+        source = "--sessions" if opts.sessions else "the default, the release the papers used"
+        raise GessInputError(release.betas_dir / f"betas_session{found + 1:02d}.hdf5", "sessions",
+                             f"sessions 1-{n} of subject {sub} ({source}; --sessions N reads fewer)", f"{found} found")
+    if found > n:
+        ignored = f"session {found}" if found == n + 1 else f"sessions {n + 1}-{found}"
+        why = f"--sessions {n}" if opts.sessions else "the default: the sessions of Brain-Diffuser's and MindEye1's tables"
+        message = (f"NSD subject {sub}: {ignored} present and not read ({why}; --sessions {found} reads them, "
+                   "as MindEye2 did)")
+        if console is not None:
+            console.print(f"warning: {message}", soft_wrap=True, highlight=False, markup=False)
+        else:
+            warnings.warn(message, stacklevel=4)
+    files = [release.session_file(s) for s in range(1, n + 1)]  # every file exists before any work
+    record = {"subject": sub, "sessions": n, "options": asdict(opts), "voxels": int(mask.sum())}
+    return _Plan(trial_ids, shared, mask, files, found, record)
+
+
+def _read_sessions(release: NSDRelease, out: Path, plan: _Plan, opts: NSDPrepareOptions, progress_bar) -> Path:
+    """Every session normalised into ``nsd_trials_fmri_subN.npy``, resuming after the sessions done."""
+    from numpy.lib.format import open_memmap
+
     progress_path = out / "progress.json"
-    state = read_json(progress_path) if progress_path.is_file() else {"record": record, "done": []}
-    if state["record"] != record:
+    state = read_json(progress_path) if progress_path.is_file() else {"record": plan.record, "done": []}
+    if state["record"] != plan.record:
         raise GessInputError(progress_path, "options", f"{state['record']} to resume this preparation "
-                             "(delete the directory to start over)", str(record))
-    trials_path = out / f"nsd_trials_fmri_sub{sub}.npy"
+                             "(delete the directory to start over)", str(plan.record))
+    trials_path = out / f"nsd_trials_fmri_sub{opts.subject}.npy"
     partial = trials_path.with_name(trials_path.name + ".partial")
-    per_session = None
-    sessions = list(range(1, n_sessions + 1))
-    iterator = progress_bar(sessions, "NSD sessions") if progress_bar else sessions
+    sessions = list(range(1, len(plan.files) + 1))
     trials = None
-    for session in iterator:
+    for session in (progress_bar(sessions, "NSD sessions") if progress_bar else sessions):
         if session in state["done"]:
             continue
-        betas = zscore_session(read_session(files[session - 1], mask))
-        per_session = state.get("trials_per_session", per_session) or len(betas)
+        path = plan.files[session - 1]
+        betas = read_session(path, plan.mask)
+        per_session = state.get("trials_per_session") or len(betas)
         if len(betas) != per_session:
-            raise GessInputError(files[session - 1], "betas", f"{per_session} trials like the sessions before",
-                                 f"{len(betas)}")
-        if trials is None:
-            trials = (open_memmap(partial, mode="r+") if partial.is_file() else
-                      open_memmap(partial, mode="w+", dtype=np.float32, shape=(n_sessions * len(betas), n_vox)))
+            raise GessInputError(path, "betas", f"{per_session} trials like the sessions before", f"{len(betas)}")
         first = (session - 1) * len(betas)
-        if first + len(betas) > len(trial_ids):
+        if first + len(betas) > len(plan.trial_ids):
             raise GessInputError(release.expdesign, "masterordering", f"an image for each of the {first + len(betas)} "
-                                 f"trials up to session {session}", f"{len(trial_ids)} trials")
+                                 f"trials up to session {session}", f"{len(plan.trial_ids)} trials")
+        betas = normalise_session(betas, plan.trial_ids[first:first + len(betas)], plan.shared, opts.zscore, path)
+        if trials is None:
+            trials = (open_memmap(partial, mode="r+") if partial.is_file() else open_memmap(
+                partial, mode="w+", dtype=np.float32, shape=(len(sessions) * len(betas), betas.shape[1])))
         trials[first:first + len(betas)] = betas
         trials.flush()
         state["done"].append(session)
@@ -226,31 +302,39 @@ def _prepare(release: NSDRelease, out: Path, opts: NSDPrepareOptions, console, p
         write_json(progress_path, state)
     if partial.is_file():
         partial.replace(trials_path)
-    trials = np.load(trials_path, mmap_mode="r")
-    n_trials = len(trials)
-    ids = trial_ids[:n_trials]
-    np.save(out / f"nsd_trials_ids_sub{sub}.npy", np.array([f"nsd-{i:05d}" for i in ids]))
+    return trials_path
 
-    unique, counts = np.unique(ids, return_counts=True)
-    shared_set = set(shared.tolist())
-    is_shared = np.array([u in shared_set for u in unique])
-    test_keep = is_shared & ((counts >= 3) if opts.test_set == "three-repeats" else (counts >= 1))
-    sides = {"train": unique[~is_shared], "test": unique[test_keep]}
+
+def _prepare(release: NSDRelease, out: Path, opts: NSDPrepareOptions, console, progress_bar) -> dict:
+    sub = opts.subject
+    start_time = time.time()
+    plan = _plan(release, opts, console)
+    trials_path = _read_sessions(release, out, plan, opts, progress_bar)
+    trials = np.load(trials_path, mmap_mode="r")
+    ids = plan.trial_ids[:len(trials)]
+    np.save(out / f"nsd_trials_ids_sub{sub}.npy", np.array([f"nsd-{i:05d}" for i in ids]))
+    sides, unique, counts = split_images(ids, plan.shared, opts.test_set)
+    for side, images in sides.items():
+        if not len(images):
+            raise GessInputError(release.expdesign, "test_set" if side == "test" else "sessions",
+                                 f"{side} images in sessions 1-{len(plan.files)} ({opts.test_set})", "none")
     dtype = np.float16 if opts.dtype == "float16" else np.float32
     for side, images in sides.items():
         _write_side(out, sub, side, images, ids, trials, dtype, opts.image_size, release.stimuli, counts, unique)
     if not opts.keep_trials:
         trials_path.unlink()
         (out / f"nsd_trials_ids_sub{sub}.npy").unlink()
-    manifest = {**record, "trials": int(n_trials), "train_images": int(len(sides["train"])),
-                "test_images": int(len(sides["test"])), "seconds": round(time.time() - start_time, 1),
+    n_sessions = plan.record["sessions"]
+    manifest = {**plan.record, "sessions_present": plan.found, "test_set": opts.test_set, "trials": int(len(trials)),
+                "train_images": int(len(sides["train"])), "test_images": int(len(sides["test"])),
+                "test_trials": int(np.isin(ids, sides["test"]).sum()), "seconds": round(time.time() - start_time, 1),
                 "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
                           for p in sorted(out.glob("nsd_*.npy"))}}
     write_json(out / "manifest.json", manifest)
-    progress_path.unlink(missing_ok=True)
+    (out / "progress.json").unlink(missing_ok=True)
     if console is not None:
-        console.print(f"NSD subject {sub}: {n_trials} trials of {n_sessions} sessions, {n_vox} voxels, "
-                      f"{len(sides['train'])} training and {len(sides['test'])} test images -> {out}")
+        console.print(f"NSD subject {sub}: {len(trials)} trials of {n_sessions} sessions, {plan.record['voxels']} voxels, "
+                      f"{len(sides['train'])} training and {len(sides['test'])} test images ({opts.test_set}) -> {out}")
     return manifest
 
 
@@ -283,6 +367,7 @@ def _write_side(out: Path, sub: int, side: str, images: np.ndarray, trial_ids: n
     np.save(out / f"nsd_{side}_nsd73k_sub{sub}.npy", images.astype(np.int64))
     index = {int(u): c for u, c in zip(unique, counts)}
     np.save(out / f"nsd_{side}_repeats_sub{sub}.npy", np.array([index[int(i)] for i in images], np.int64))
+    np.save(out / f"nsd_{side}_brain_diffuser_order_sub{sub}.npy", first_shown_order(images, trial_ids))
 
 
 def _write_stimuli(path: Path, images: np.ndarray, stimuli: Path, side: int, block: int = 64) -> None:

@@ -55,7 +55,7 @@ def generate_images(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.n
     parts = []
     batches = [np.arange(i, min(i + sampling.batch_size, n)) for i in range(0, n, sampling.batch_size)]
     for idx in progress_bar(batches, f"reconstructing ({method})", enabled=progress):
-        cond = backend.condition(c_prime[idx], c[idx])
+        cond = backend.condition(c_prime[idx], c[idx], seeds=[seeds[i] for i in idx])
         substitution = guidance = None
         if method in CS_METHODS:
             ref = structure_reference(backend, structure[idx], structure_kind)

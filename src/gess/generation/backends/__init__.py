@@ -38,7 +38,8 @@ class GeneratorBackend(Protocol):
     def from_pretrained(cls, source: str | Path, device: str | None = None) -> "GeneratorBackend": ...
     def config(self) -> dict: ...                                    # JSON description (enters fingerprints)
     def latent_shape(self) -> tuple[int, ...]: ...                   # (C, H, W) of the space sampled in
-    def condition(self, c_prime: np.ndarray, c: np.ndarray | None = None) -> torch.Tensor: ...
+    def condition(self, c_prime: np.ndarray, c: np.ndarray | None = None,
+                  seeds: list[int] | None = None) -> torch.Tensor: ...  # seeds: one per sample, for noise it draws
     def predict_noise(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
     def from_images(self, images: torch.Tensor) -> torch.Tensor: ...  # (N, C, H, W) in [0, 1] -> its space
     def to_images(self, z: torch.Tensor) -> torch.Tensor: ...         # its space -> (N, 3, H, W) in [0, 1]; differentiable

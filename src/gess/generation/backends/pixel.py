@@ -154,7 +154,7 @@ class PixelBackend:
     def predict_noise(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.prior(z, t, cond)
 
-    def condition(self, c_prime: np.ndarray, c: np.ndarray | None = None) -> torch.Tensor:
+    def condition(self, c_prime: np.ndarray, c: np.ndarray | None = None, seeds=None) -> torch.Tensor:
         """(N, 2, d) normalised tokens (c', c), or (N, 1, d) when only one is given."""
         tokens = [np.asarray(c_prime, np.float32)] + ([np.asarray(c, np.float32)] if c is not None else [])
         cond = torch.from_numpy(np.stack(tokens, axis=1)).to(self.device)

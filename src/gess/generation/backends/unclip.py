@@ -8,6 +8,7 @@ to its latents.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,16 @@ from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError, MissingWeightsError
 
 DEFAULT_UNCLIP_ID = "stabilityai/stable-diffusion-2-1-unclip-small"
+
+
+def embedding_noise(embeddings: np.ndarray, seeds=None) -> torch.Tensor:
+    """One Gaussian draw per sample, seeded by the sample alone: its seed, else its embedding's bytes."""
+    draws = []
+    for i, row in enumerate(embeddings):
+        key = f"seed:{int(seeds[i])}" if seeds is not None else "embedding:" + hashlib.sha256(row.tobytes()).hexdigest()
+        seed = int.from_bytes(hashlib.sha256(f"gess-unclip-noise:{key}".encode()).digest()[:4], "little") & 0x7FFFFFFF
+        draws.append(torch.randn(row.shape, generator=torch.Generator().manual_seed(seed)))
+    return torch.stack(draws) if draws else torch.zeros(embeddings.shape)
 
 
 class UnCLIPBackend:
@@ -103,17 +114,24 @@ class UnCLIPBackend:
     def image_size(self) -> int:
         return self.unet.config.sample_size * self.vae_scale
 
-    def condition(self, c_prime: np.ndarray, c: np.ndarray | None = None) -> torch.Tensor:
-        """unCLIP class conditioning from the re-projected embedding c (c' if c is None), noised to ``noise_level``."""
+    def condition(self, c_prime: np.ndarray, c: np.ndarray | None = None, seeds=None) -> torch.Tensor:
+        """unCLIP class conditioning from the re-projected embedding c (c' if c is None), noised to ``noise_level``.
+
+        seeds : one per sample; its embedding noise is drawn from its seed (from its embedding when None),
+            so a sample's conditioning does not depend on its batch.
+        """
         from diffusers.models.embeddings import get_timestep_embedding
 
-        emb = torch.as_tensor(np.asarray(c if c is not None else c_prime, np.float32), device=self.device)
+        array = np.ascontiguousarray(c if c is not None else c_prime, np.float32)
+        emb = torch.as_tensor(array, device=self.device)
         dim = self.image_normalizer.mean.shape[-1]
         if emb.shape[-1] != dim:
             raise GessInputError(None, "embeddings", f"{dim}-d CLIP image embeddings (the generator's)", f"{emb.shape[-1]}-d")
+        if seeds is not None and len(seeds) != len(emb):
+            raise GessInputError(None, "seeds", f"one seed per sample ({len(emb)})", str(len(seeds)))
         level = torch.full((len(emb),), self.noise_level, device=self.device, dtype=torch.long)
         if self.noise_level > 0:
-            noise = torch.randn(emb.shape, generator=torch.Generator().manual_seed(0)).to(emb)
+            noise = embedding_noise(array, seeds).to(emb)
             emb = self.image_normalizer.unscale(self.image_noising_scheduler.add_noise(self.image_normalizer.scale(emb), noise, level))
         level_emb = get_timestep_embedding(level, emb.shape[-1], flip_sin_to_cos=True, downscale_freq_shift=0).to(emb)
         return torch.cat([emb, level_emb], dim=1)
