@@ -171,9 +171,14 @@ class GESSDecoder(BaseEstimator):
         clock = time.perf_counter()
         if isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas:
             shared = factorize(z, structural_alphas)
-        structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(z, structure.reshape(len(structure), -1), shared)
-        if self.structural_decoder == "self-supervised":
+        gate = make_gate(self.gate, **(self.gate_options or {}))
+        structural_cross = None
+        if self.structural_decoder == "self-supervised" or gate.needs_structure:
+            targets = structure.reshape(len(structure), -1)  # cross-fitting needs all targets in one chunk
+            structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(z, targets, shared, chunk=max(8192, targets.shape[1]))
             structural_cross = structural_ridge.cross_fitted(cv_folds(len(z), self.cv_folds, groups)).reshape(structure.shape)
+        else:
+            structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(z, structure.reshape(len(structure), -1), shared)
         self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas)
         self.structural_.fit(z, structure, ridge=structural_ridge.release())
         self.alpha_structural_used_ = self.structural_.ridge_.alpha_
@@ -185,8 +190,12 @@ class GESSDecoder(BaseEstimator):
             timings["self-supervised M_s"] = time.perf_counter() - clock
         del shared
         clock = time.perf_counter()
-        self.gate_ = make_gate(self.gate, **(self.gate_options or {}))
-        self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))
+        self.gate_ = gate
+        if gate.needs_structure:  # the structural cue: decoded by models that never saw the trial, and the truth
+            self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z), structure_targets=structure, groups=groups),
+                           embeddings, GateInputs(z, cross, structure=structural_cross, groups=groups))
+        else:
+            self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))
         timings["gate"] = time.perf_counter() - clock
         clock = time.perf_counter()
         self.trust_ = BrainConsistency().fit(z, embeddings, groups, structure if trust_sees_pixels else None)
@@ -228,8 +237,9 @@ class GESSDecoder(BaseEstimator):
         self.check_voxels(fmri.shape[1], source)
         z = self._standardize(fmri)
         raw, aligned, reproj = self.semantic_.decode(z)
-        pi_c = self.gate_.pi_c(GateInputs(z, raw))
-        return Decoded(raw, aligned, reproj, self.structural_.predict(z), pi_c)
+        s = self.structural_.predict(z)
+        pi_c = self.gate_.pi_c(GateInputs(z, raw, structure=s if self.gate_.needs_structure else None))
+        return Decoded(raw, aligned, reproj, s, pi_c)
 
     # ---------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:

@@ -33,6 +33,15 @@ Gates (``GATES``):
     KDE with bandwidth 1.5, evaluated at the raw decoded embedding c''. Reference:
     leave-one-out log-densities of the training embeddings. Measured: at or
     below chance (ridge shrinks unfamiliar samples toward the training mean).
+``brain``
+    Evidence from the measured response: how much better the semantic cue explains
+    it than the structural cue. Two encoding models (ridge, features -> z-scored
+    voxels): one from the image embedding, one from the structural targets. Score:
+    r_sem - r_str, r_sem = corr(E_sem(c''), fMRI) and r_str = corr(E_str(s), fMRI), each
+    over the voxels its model predicts best on held-out folds. Reference: the same
+    score for each training trial, its decoded cues and its encoding models all
+    fitted without its fold. Without structural inputs the score is r_sem alone.
+    Measured in docs/gating.md (benchmarks/gate_comparison.py).
 """
 from __future__ import annotations
 
@@ -42,21 +51,31 @@ from typing import Literal
 import numpy as np
 import torch
 
+from gess.decoding.ridge import Ridge, cv_folds
+from gess.decoding.trust import (DEFAULT_ALPHAS, _block_standardization, _columnwise_correlation, _standardized_rows,
+                                 pooled_structure)
 from gess.errors import GessInputError
 from gess.persistence import Component
 
 CALIBRATIONS = ("conformal", "minmax")
+MIN_VOXELS = 10  # the brain gate correlates patterns over at least this many voxels (or all there are)
 
 
 @dataclass
 class GateInputs:
     """What a gate may look at for a set of samples.
 
-    fmri : z-scored voxels (n, v); raw_embeddings : the ridge prediction c'' (n, d).
+    fmri : z-scored voxels (n, v); raw_embeddings : the ridge prediction c'' (n, d);
+    structure : the decoded structure s (n, ...), when a gate reads it (``needs_structure``);
+    structure_targets : the true structural targets (training inputs only);
+    groups : the stimulus of each trial (training inputs only: folds never split one).
     """
 
     fmri: np.ndarray
     raw_embeddings: np.ndarray
+    structure: np.ndarray | None = None
+    structure_targets: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
 
 class Gate(Component):
@@ -67,6 +86,7 @@ class Gate(Component):
     """
 
     name = "gate"
+    needs_structure = False  # whether fit and decode should pass the (cross-fitted) decoded structure
 
     def __init__(self, calibration: str = "conformal"):
         self.calibration = calibration
@@ -206,7 +226,121 @@ class PredictionKNNGate(Gate):
         return np.sort(sims, axis=1)[:, -k:].mean(1)
 
 
-GATES = {g.name: g for g in (PredictionKNNGate, KDEGate, VoxelKNNGate)}
+class BrainGate(Gate):
+    """Evidence from the brain: r_sem - r_str, how much better the semantic cue explains the response (module doc).
+
+    Parameters
+    ----------
+    alphas : ridge grid of the encoding models (one alpha per voxel by leave-one-out error).
+    n_voxels : each model reads at most this many voxels, its best on held-out folds (those above 0).
+    folds : folds of the cross-fitted reference and of the voxel selection.
+    n_components : keep this many principal components of each feature block (None: all).
+    """
+
+    name = "brain"
+    needs_structure = True
+
+    def __init__(self, alphas=DEFAULT_ALPHAS, n_voxels: int = 1000, folds: int = 5, n_components: int | None = None,
+                 calibration: str = "conformal"):
+        super().__init__(calibration)
+        self.alphas = alphas
+        self.n_voxels = n_voxels
+        self.folds = folds
+        self.n_components = n_components
+
+    def _fit_scorer(self, train, train_embeddings, cross_fitted):
+        z = np.asarray(train.fmri, np.float32)
+        blocks = {"sem": (train_embeddings, cross_fitted.raw_embeddings)}
+        if train.structure_targets is not None and cross_fitted.structure is not None:
+            blocks["str"] = (train.structure_targets, cross_fitted.structure)
+        self.uses_structure_ = np.array("str" in blocks)
+        folds = cv_folds(len(z), self.folds, train.groups)
+        reference = np.zeros(len(z))
+        for block, (truth, decoded) in blocks.items():
+            x = self._fit_features(block, truth)
+            fitted = self._fit_encoding(x, z, train.groups)
+            for key, value in fitted.items():
+                setattr(self, f"{block}_{key}_", value)
+            sign = 1.0 if block == "sem" else -1.0
+            reference += sign * self._cross_fitted_match(x, self._features(block, decoded), z, folds, train.groups)
+        return reference
+
+    def _fit_features(self, block: str, truth: np.ndarray) -> np.ndarray:
+        """Learn the block's standardisation (and PCA) from the true training features; return them transformed."""
+        raw = _flat(truth, block)
+        mean, scale = _block_standardization([raw])
+        setattr(self, f"{block}_mean_", mean)
+        setattr(self, f"{block}_scale_", scale)
+        if self.n_components is not None:
+            _, basis, _ = _pca_basis((raw - mean) / scale, self.n_components)
+            setattr(self, f"{block}_basis_", basis.T.copy())
+        return self._features(block, truth)
+
+    def _features(self, block: str, values: np.ndarray) -> np.ndarray:
+        x = (_flat(values, block) - getattr(self, f"{block}_mean_")) / getattr(self, f"{block}_scale_")
+        return x @ getattr(self, f"{block}_basis_") if self.n_components is not None else x
+
+    def _fit_encoding(self, x: np.ndarray, z: np.ndarray, groups) -> dict:
+        """Ridge features -> every voxel; keep the voxels best predicted on held-out folds."""
+        ridge = Ridge(alphas=list(self.alphas), device="cpu").fit(x, z, chunk=max(8192, z.shape[1]))
+        r = _columnwise_correlation(ridge.cross_fitted(cv_folds(len(z), self.folds, groups)), z)
+        order = np.argsort(-r)[: self.n_voxels]
+        voxels = order[r[order] > 0]
+        if len(voxels) < min(MIN_VOXELS, len(order)):  # a correlation needs a pattern: the best few, even if poor
+            voxels = order[:MIN_VOXELS]
+        voxels = np.sort(voxels)
+        return {"voxels": voxels.astype(np.int64), "coef": ridge.coef_[:, voxels].astype(np.float32),
+                "intercept": ridge.intercept_[voxels].astype(np.float32)}
+
+    def _cross_fitted_match(self, x_true, x_decoded, z, folds, groups) -> np.ndarray:
+        """Each training trial's match, with the encoding model (and its voxels) fitted without the trial's fold."""
+        match = np.zeros(len(z))
+        for fold in folds:
+            rest = np.setdiff1d(np.arange(len(z)), fold)
+            fitted = self._fit_encoding(x_true[rest], z[rest], None if groups is None else np.asarray(groups)[rest])
+            match[fold] = _match(x_decoded[fold], z[fold], fitted["voxels"], fitted["coef"], fitted["intercept"])
+        return match
+
+    def evidence(self, inputs: GateInputs) -> dict[str, np.ndarray]:
+        """r_sem and, when the gate reads structure, r_str of each sample."""
+        z = np.asarray(inputs.fmri, np.float32)
+        out = {"sem": self._block_match("sem", inputs.raw_embeddings, z)}
+        if bool(self.uses_structure_):
+            if inputs.structure is None:
+                raise ValueError("the brain gate was fitted with structural cues: pass the decoded structure")
+            out["str"] = self._block_match("str", inputs.structure, z)
+        return out
+
+    def _block_match(self, block: str, values: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return _match(self._features(block, values), z, getattr(self, f"{block}_voxels_"),
+                      getattr(self, f"{block}_coef_"), getattr(self, f"{block}_intercept_"))
+
+    def typicality(self, inputs: GateInputs) -> np.ndarray:
+        ev = self.evidence(inputs)
+        return ev["sem"] - ev["str"] if "str" in ev else ev["sem"]
+
+    def load_state(self, arrays):
+        super().load_state(arrays)
+        self.uses_structure_ = np.array(bool(np.asarray(self.uses_structure_)))
+        return self
+
+
+def _flat(values: np.ndarray, block: str) -> np.ndarray:
+    """Features of a block: embeddings as they are; structural targets pooled (pixels) or flattened."""
+    values = np.asarray(values, np.float32)
+    if block == "str" and values.ndim == 4:
+        return pooled_structure(values)
+    return values.reshape(len(values), -1)
+
+
+def _match(x: np.ndarray, z: np.ndarray, voxels: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """Pearson r of each row's predicted response with its measured one, over ``voxels`` (float64)."""
+    predicted = np.asarray(x, np.float64) @ coef.astype(np.float64) + intercept
+    measured = np.asarray(z, np.float64)[:, voxels]
+    return (_standardized_rows(predicted) * _standardized_rows(measured)).sum(1)
+
+
+GATES = {g.name: g for g in (PredictionKNNGate, KDEGate, VoxelKNNGate, BrainGate)}
 GateName = Literal[tuple(GATES)]  # the closed set of gate names, for option validation
 DEFAULT_GATE = "prediction-knn"
 

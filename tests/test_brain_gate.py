@@ -1,0 +1,97 @@
+"""The brain gate (``gate: brain``): evidence from the measured response, calibrated on training statistics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gess.decoding import GESSDecoder
+from gess.decoding.gating import BrainGate, GateInputs, make_gate
+
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+seeds = st.integers(0, 2**31 - 1)
+
+
+def _gate_inputs(rng, n, v, d, side, constant_structure=False):
+    z = rng.normal(size=(n, v)).astype(np.float32)
+    emb = rng.normal(size=(n, d)).astype(np.float32)
+    structure = np.full((n, side, side, 1), 0.5, np.float32) if constant_structure else rng.random((n, side, side, 1))
+    train = GateInputs(z, emb, structure_targets=structure)
+    cross = GateInputs(z, emb + 0.3 * rng.normal(size=emb.shape), structure=structure + 0.1 * rng.normal(size=structure.shape))
+    return train, emb, cross
+
+
+@SETTINGS
+@given(seed=seeds, n=st.integers(12, 30), v=st.integers(3, 15), d=st.integers(1, 5), side=st.integers(1, 4),
+       scale=st.floats(1e-3, 1e3), constant=st.booleans())
+def test_pi_c_is_in_unit_interval_and_finite(seed, n, v, d, side, scale, constant):
+    rng = np.random.default_rng(seed)
+    train, emb, cross = _gate_inputs(rng, n, v, d, side, constant)
+    gate = BrainGate().fit(train, emb, cross)
+    probe = GateInputs(scale * rng.normal(size=(7, v)), scale * rng.normal(size=(7, d)),
+                       structure=scale * rng.normal(size=(7, side, side, 1)))
+    pi = gate.pi_c(probe)
+    assert pi.shape == (7,) and np.isfinite(pi).all()
+    assert ((pi >= 0) & (pi <= 1)).all()
+
+
+@pytest.fixture(scope="module")
+def brain_decoder():
+    rng = np.random.default_rng(0)
+    X, C, S = rng.normal(size=(40, 20)), rng.normal(size=(40, 5)), rng.random((40, 3, 3, 1))
+    return GESSDecoder(gate="brain", n_neighbors=3, alignment="reference").fit(X, C, S)
+
+
+@SETTINGS
+@given(seed=seeds, others=st.integers(1, 6))
+def test_a_samples_pi_c_ignores_the_other_samples(brain_decoder, seed, others):
+    X = np.random.default_rng(seed).normal(size=(1 + others, 20))
+    alone, together = brain_decoder.decode(X[:1]), brain_decoder.decode(X)
+    assert np.isclose(alone.pi_c[0], together.pi_c[0])
+    score = lambda rows, out: brain_decoder.gate_.typicality(
+        GateInputs(brain_decoder._standardize(X[rows]), out.c_raw, structure=out.s))[0]
+    assert np.isclose(score(slice(0, 1), alone), score(slice(None), together), rtol=1e-5, atol=1e-6)
+
+
+def test_save_load_round_trip(tmp_path, brain_decoder):
+    X = np.random.default_rng(1).normal(size=(6, 20))
+    before = brain_decoder.decode(X)
+    brain_decoder.save(tmp_path / "m")
+    again = GESSDecoder.load(tmp_path / "m")
+    assert again.gate_.config() == brain_decoder.gate_.config() and isinstance(again.gate_, BrainGate)
+    assert bool(again.gate_.uses_structure_)
+    np.testing.assert_array_equal(again.decode(X).pi_c, before.pi_c)
+
+
+def test_pi_c_follows_which_cue_explains_the_response():
+    """Semantic voxels driven by the sample's semantic cue and structural ones by another image: high pi_c;
+    the other way round: low."""
+    rng = np.random.default_rng(0)
+    n, d, side, v = 120, 6, 4, 30
+    A, B = rng.normal(size=(d, v)), rng.normal(size=(side * side, v))
+
+    def response(c, s):
+        return np.concatenate([c @ A, s.reshape(len(s), -1) @ B], axis=1) + 0.3 * rng.normal(size=(len(c), 2 * v))
+
+    C, S = rng.normal(size=(n, d)), rng.random((n, side, side, 1))
+    z = response(C, S)
+    gate = make_gate("brain").fit(GateInputs(z, C, structure_targets=S), C,
+                                  GateInputs(z, C + 0.2 * rng.normal(size=C.shape), structure=S + 0.05 * rng.normal(size=S.shape)))
+    c, s = rng.normal(size=(20, d)), rng.random((20, side, side, 1))
+    c_other, s_other = rng.normal(size=(20, d)), rng.random((20, side, side, 1))
+    semantic_explains = gate.pi_c(GateInputs(response(c, s_other), c, structure=s))
+    structure_explains = gate.pi_c(GateInputs(response(c_other, s), c, structure=s))
+    assert (semantic_explains > structure_explains).mean() >= 0.9
+    assert semantic_explains.mean() > 0.6 > 0.4 > structure_explains.mean()
+
+
+def test_without_structure_it_reads_the_semantic_cue_alone():
+    rng = np.random.default_rng(0)
+    z, C = rng.normal(size=(30, 8)), rng.normal(size=(30, 3))
+    gate = make_gate("brain").fit(GateInputs(z, C), C, GateInputs(z, C + 0.1))
+    assert not bool(gate.uses_structure_)
+    assert np.isfinite(gate.pi_c(GateInputs(z[:4], C[:4]))).all()
+    fitted = make_gate("brain").fit(*_gate_inputs(rng, 30, 8, 3, 2))
+    with pytest.raises(ValueError, match="structure"):
+        fitted.pi_c(GateInputs(z[:4], C[:4]))
