@@ -195,3 +195,85 @@ def test_every_option_field_has_a_flag():
                 if spec.name in skipped.get(path, set()) and target is GESSDecoder:
                     continue
                 assert f"--{prefix}{spec.name.replace('_', '-')}" in have, (path, spec.name)
+
+
+# ------------------------------------------------------------------ numeric options: finite and in range, one rule each
+@pytest.mark.parametrize("command,flag,value,needle", [
+    ("prior", "--learning-rate", "0", "above 0"),
+    ("prior", "--learning-rate", "nan", "finite"),
+    ("prior", "--cond-dropout", "1.5", "in [0, 1)"),
+    ("fit", "--cv-folds", "1", "at least 2"),
+    ("fit", "--alphas", "[]", "non-empty"),
+    ("fit", "--alphas", "[10, -1]", "above 0"),
+    ("fit", "--alpha-semantic", "inf", "finite"),
+    ("fit", "--ss-learning-rate", "-1", "above 0"),
+    ("reconstruct", "--guidance-scale", "nan", "finite"),
+    ("reconstruct", "--gg-fraction", "2", "in [0, 1]"),
+    ("reconstruct", "--cs-tune-fractions", "[]", "non-empty"),
+])
+def test_a_numeric_flag_out_of_range_exits_2_naming_it(tmp_path, capsys, command, flag, value, needle):
+    path = tmp_path / "x.mat"
+    write_mat(path)
+    args = {"prior": ["prior", "train", "--images", path, "--out", tmp_path / "out"],
+            "fit": ["fit", "--data", path, "--out", tmp_path / "out"],
+            "reconstruct": ["reconstruct", "--model", tmp_path / "m", "--data", path, "--generator", tmp_path / "g",
+                            "--out", tmp_path / "out"]}[command]
+    code, err = run_cli([*args, flag, value], capsys)
+    assert_one_line_error(code, err, flag, needle)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("section,value,needle", [
+    ("decoder", {"cv_folds": 1}, "decoder.cv_folds"),
+    ("decoder", {"alphas": []}, "decoder.alphas"),
+    ("generator", {"training": {"learning_rate": float("nan")}}, "generator.training.learning_rate"),
+    ("sampling", {"guidance_scale": float("inf")}, "sampling.guidance_scale"),
+])
+def test_a_numeric_config_value_out_of_range_exits_2_naming_it(tmp_path, capsys, section, value, needle):
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"dataset": {"path": "x.mat"}, section: value}))
+    code, err = run_cli(["run", cfg, "--out", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, str(cfg), needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_numeric_option_declares_its_range():
+    from gess.decoding import GESSDecoder
+    from gess.decoding.selfsupervised import SelfSupervisedOptions
+    from gess.decoding.structural import StructureOptions
+    from gess.generation import CSOptions, GGOptions, SamplingOptions
+    from gess.generation.train import TrainOptions
+    from gess.options import _mentions_float, option_specs
+
+    for target in (GESSDecoder, SelfSupervisedOptions, StructureOptions, CSOptions, GGOptions, SamplingOptions,
+                   TrainOptions):
+        for spec in option_specs(target):
+            numeric = _mentions_float(spec.annotation) or "int" in str(spec.annotation)
+            assert spec.range is not None or not numeric, (target.__name__, spec.name)
+
+
+def test_options_built_in_python_are_checked_too():
+    from gess.errors import GessInputError
+    from gess.generation import GGOptions
+    from gess.generation.train import TrainOptions
+    from gess.options import build
+
+    with pytest.raises(GessInputError, match="fraction"):
+        GGOptions(fraction=float("nan"))
+    with pytest.raises(GessInputError, match="learning_rate.*above 0"):
+        build(TrainOptions, {"learning_rate": 0})
+
+
+@pytest.mark.parametrize("argv", [["--processes", "0"], ["--processes", "-2"], ["--processes=0"], ["--processes", "two"]])
+def test_processes_below_one_exit_2(capsys, argv):
+    code, err = run_cli([*argv, "split", "--help"], capsys)
+    assert_one_line_error(code, err, "--processes", "at least 1")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "four", "2.5"])
+def test_bad_gess_threads_exits_2_naming_it(capsys, monkeypatch, value):
+    monkeypatch.setenv("GESS_THREADS", value)
+    code, err = run_cli(["split", "--help"], capsys)
+    assert_one_line_error(code, err, "GESS_THREADS", "at least 1", repr(value))

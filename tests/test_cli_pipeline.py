@@ -32,7 +32,7 @@ def test_fit_prior_reconstruct_evaluate(tmp_path):
     ok(["reconstruct", "--model", tmp_path / "model", "--generator", tmp_path / "prior", "--data", data,
         "--method", "cs", "--steps", "3", "--out", recon])
     assert (recon / "test-0000.png").stat().st_mtime_ns == stamp  # nothing redone
-    assert not list(recon.glob("*.tmp")) and not [p for p in recon.glob(".*") if not p.name.startswith(".gess.lock")]  # no partial files left (the lock file stays: docs/reliability.md)
+    assert not list(recon.glob("*.tmp")) and not [p for p in recon.glob(".*") if not p.name.startswith(".gess.lock") and p.name != ".gess-output.json"]  # no partial files left (the lock file stays: docs/reliability.md)
     ok(["evaluate", "--recon", recon, "--data", data, "--protocol", "paper", "--out", tmp_path / "m.json"])
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["protocol"] == "paper" and metrics["n"] == 4

@@ -157,7 +157,7 @@ def test_save_load_roundtrip(tmp_path, gate):
     X = rng.normal(size=(6, 25))
     before = model.decode(X)
     model.save(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [".gess-output.json", "config.json", "model.safetensors"]
     after = GESSDecoder.load(tmp_path / "m").decode(X)
     for field in ("c_raw", "c_prime", "c", "s", "pi_c"):
         np.testing.assert_allclose(getattr(before, field), getattr(after, field), rtol=1e-5, atol=1e-6)

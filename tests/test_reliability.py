@@ -462,3 +462,175 @@ def test_killed_run_resumes_to_identical_outputs(tmp_path):
     for png in straight:
         assert sha(png) == sha(tmp_path / "killed" / png.relative_to(tmp_path / "straight")), png
     assert not [p for p in (tmp_path / "killed").rglob("*") if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------ ownership: a marker, never a file name
+def _structure_args(tmp_path, data, out):
+    return ["reconstruct", "--model", tmp_path / "m", "--data", data, "--method", "structure", "--out", out]
+
+
+def test_a_web_apps_manifest_does_not_make_a_folder_gess_s(tmp_path, capsys):
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    ok(["fit", "--data", data, "--out", tmp_path / "m"])
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "manifest.json").write_text('{"name": "my app", "icons": []}')
+    (web / "test-0000.png").write_bytes(b"my logo")
+    before = {p.name: sha(p) for p in web.iterdir()}
+    code, err = run_cli(_structure_args(tmp_path, data, web), capsys)
+    assert_one_line_error(code, err, str(web), "never deletes", "2 other entries")
+    assert {p.name: sha(p) for p in web.iterdir()} == before
+
+
+def test_run_refuses_a_folder_holding_the_users_report(tmp_path, capsys):
+    import yaml
+
+    from test_run import tiny_config
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config()))
+    mine = tmp_path / "results"
+    mine.mkdir()
+    (mine / "report.html").write_text("<p>my report</p>")
+    (mine / "metrics.json").write_text('{"accuracy": 0.9}')
+    code, err = run_cli(["run", tmp_path / "c.yaml", "--out", mine], capsys)
+    assert_one_line_error(code, err, str(mine), "never deletes")
+    assert (mine / "report.html").read_text() == "<p>my report</p>" and sorted(p.name for p in mine.iterdir()) == \
+        ["metrics.json", "report.html"]
+
+
+def test_the_marker_names_the_kind_and_older_outputs_are_adopted(tmp_path, capsys):
+    from gess.io import MARKER
+
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    ok(["fit", "--data", data, "--out", tmp_path / "m"])
+    marker = json.loads((tmp_path / "m" / MARKER).read_text())
+    assert marker["kind"] == "model" and len(marker["id"]) == 16
+    code, err = run_cli(_structure_args(tmp_path, data, tmp_path / "m"), capsys)  # a model is not reconstructions
+    assert_one_line_error(code, err, "a gess model directory")
+    ok(_structure_args(tmp_path, data, tmp_path / "r"))
+    (tmp_path / "r" / MARKER).unlink()  # as an older gess left it: adopted by its manifest's entries
+    ok(_structure_args(tmp_path, data, tmp_path / "r"))
+    assert json.loads((tmp_path / "r" / MARKER).read_text())["kind"] == "reconstruction"
+
+
+def test_only_gess_s_own_temporaries_are_removed(tmp_path):
+    from gess.io import _temp_prefix, atomic_path
+    from gess.manifest import Manifest
+
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    model = tmp_path / "m"
+    ok(["fit", "--data", data, "--out", model])
+    (model / ".scratch.tmp").mkdir()
+    (model / ".scratch.tmp" / "work.txt").write_text("mine")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = model / (_temp_prefix().replace(f"-{os.getpid()}.", f"-{int(dead.stdout)}.") + "config.json.x.tmp")
+    leftover.mkdir()  # a temporary of a gess process that died
+    live = model / (_temp_prefix() + "config.json.y.tmp")
+    live.mkdir()  # one of a process still writing (this one)
+    ok(["fit", "--data", data, "--out", model, "--alpha-semantic", "10"])
+    assert (model / ".scratch.tmp" / "work.txt").read_text() == "mine"
+    assert not leftover.exists() and live.exists()
+    (tmp_path / "d" / "x").mkdir(parents=True)
+    (tmp_path / "d" / ".x.old").mkdir()  # a user's name that a directory replace once used as its backup
+    with atomic_path(tmp_path / "d" / "x") as tmp:
+        tmp.mkdir()
+    assert (tmp_path / "d" / ".x.old").is_dir()
+    (tmp_path / "d" / "manifest.partial.json").write_text("[]")  # not a per-process part gess writes
+    assert not Manifest(tmp_path / "d").has_parts()
+
+
+def test_a_refused_reconstruct_leaves_nothing_behind(tmp_path, capsys):
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    ok(["fit", "--data", data, "--out", tmp_path / "m"])
+    (tmp_path / "not-a-generator").mkdir()
+    out = tmp_path / "r"
+    code, err = run_cli(["reconstruct", "--model", tmp_path / "m", "--data", data, "--generator",
+                         tmp_path / "not-a-generator", "--steps", "2", "--out", out], capsys)
+    assert code == 2, err
+    assert not out.exists()
+    out.mkdir()  # the user's empty folder: kept, and empty again
+    code, err = run_cli(["reconstruct", "--model", tmp_path / "m", "--data", data, "--generator",
+                         tmp_path / "not-a-generator", "--steps", "2", "--out", out], capsys)
+    assert code == 2 and list(out.iterdir()) == []
+
+
+# ------------------------------------------------------------------ strict JSON
+def _strict_json(path: Path):
+    def refuse(name):
+        raise AssertionError(f"{path}: {name} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_every_json_gess_writes_is_strict(tmp_path):
+    """NaN and infinities (a diverged loss, an undefined metric) are written as null: strict JSON that any reader takes."""
+    from gess.io import write_json
+
+    write_json(tmp_path / "a.json", {"nan": float("nan"), "inf": [float("inf"), 1.5], "np": np.float32("-inf"),
+                                     "array": np.array([np.nan, 2.0]), "ok": np.int64(3), "tuple": (1, float("nan"))})
+    assert _strict_json(tmp_path / "a.json") == {"nan": None, "inf": [None, 1.5], "np": None, "array": [None, 2.0],
+                                                 "ok": 3, "tuple": [1, None]}
+
+
+# ------------------------------------------------------------------ foreign manifests
+_FOREIGN = {"a mapping": ({"test-0000": "test-0000.png"}, "a list of reconstruction entries"),
+            "no file": ([{"stimulus_id": "test-0000"}], "[0].file"),
+            "not an entry": (["test-0000.png"], "[0]"),
+            "outside": ([{"stimulus_id": "test-0000", "file": "../x.mat"}], "inside")}
+
+
+@pytest.mark.parametrize("kind", list(_FOREIGN))
+def test_evaluate_refuses_a_foreign_manifest(tmp_path, capsys, kind):
+    from PIL import Image
+
+    from gess.data import load_mat
+
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    recon = tmp_path / "recon"
+    recon.mkdir()
+    for sid, img in zip(load_mat(data).test.stimulus_ids, load_mat(data).test.images):
+        Image.fromarray(img[..., 0]).save(recon / f"{sid}.png")
+    content, needle = _FOREIGN[kind]
+    (recon / "manifest.json").write_text(json.dumps(content))
+    code, err = run_cli(["evaluate", "--recon", recon, "--data", data, "--out", tmp_path / "m.json"], capsys)
+    assert_one_line_error(code, err, "manifest.json", needle)
+
+
+def test_resume_refuses_a_hand_edited_manifest(tmp_path, capsys):
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=8)
+    ok(["fit", "--data", data, "--out", tmp_path / "m"])
+    ok(_tiny_prior_args(data, tmp_path / "p", steps=1))
+    args = ["reconstruct", "--model", tmp_path / "m", "--data", data, "--generator", tmp_path / "p", "--steps", "2",
+            "--out", tmp_path / "r"]
+    ok(args)
+    for kind in ("a mapping", "outside"):
+        content, needle = _FOREIGN[kind]
+        (tmp_path / "r" / "manifest.json").write_text(json.dumps(content))
+        code, err = run_cli(args, capsys)
+        assert_one_line_error(code, err, "manifest.json", needle)
+
+
+# ------------------------------------------------------------------ degenerate metrics
+@pytest.mark.parametrize("problem", ["one stimulus", "tiny images", "no trials"])
+def test_metrics_on_degenerate_input_are_refused(tmp_path, capsys, problem):
+    from PIL import Image
+
+    from gess.data import load_mat
+
+    data = tmp_path / "x.mat"
+    write_mat(data, n_test=1 if problem == "one stimulus" else 4, side=3 if problem == "tiny images" else 8)
+    recon = tmp_path / "recon"
+    recon.mkdir()
+    for sid, img in zip(load_mat(data).test.stimulus_ids, load_mat(data).test.images):
+        Image.fromarray(img[..., 0]).save(recon / f"{sid}.png")
+    extra, needle = {"one stimulus": ([], "at least 2"), "tiny images": ([], "at least 7 pixels"),
+                     "no trials": (["--trials", "0"], "trials")}[problem]
+    code, err = run_cli(["evaluate", "--recon", recon, "--data", data, "--out", tmp_path / "m.json", *extra], capsys)
+    assert_one_line_error(code, err, needle)
+    assert not (tmp_path / "m.json").exists()

@@ -83,12 +83,11 @@ def fit(
         raise GessInputError(extra_images, "--extra-images", "--structural-decoder self-supervised (only it learns "
                              "from images without fMRI)", f"--structural-decoder {options.get('structural_decoder', 'ridge')}")
     structure = build(StructureOptions, structure_flags, "--structure-*")
-    from gess.decoding.decoders import is_model_directory
     from gess.io import claim_output_dir
 
     console = _console()
     enc = get_encoder(encoder)  # fail on a bad encoder or output before reading any data
-    claim_output_dir(out, "model", is_model_directory)
+    claim_output_dir(out, "model")
     dataset = load_dataset(data, format)
     console.print(dataset.summary())
     augment_images = load_image_folder(augment, size=dataset.train.images.shape[1])[0] if augment else None
@@ -336,15 +335,20 @@ def _relaunch(argv: list[str]) -> None:
 
     from gess.parallel import launch_processes
 
-    if "--processes" not in argv or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    flag = next((a for a in argv if a == "--processes" or a.startswith("--processes=")), None)
+    if flag is None:
         return
-    i = argv.index("--processes")
+    i = argv.index(flag)
+    value, rest = (argv[i + 1:i + 2], argv[:i] + argv[i + 2:]) if flag == "--processes" else \
+        ([flag.partition("=")[2]], argv[:i] + argv[i + 1:])
     try:
-        n = int(argv[i + 1])
+        n = int(value[0])
     except (IndexError, ValueError):
-        raise GessInputError("--processes", None, "a number of processes", repr(argv[i + 1:i + 2])) from None
-    if n > 1:
-        sys.exit(launch_processes(n, argv[:i] + argv[i + 2:]))
+        n = 0
+    if n < 1:
+        raise GessInputError("--processes", None, "a whole number of processes, at least 1", repr(value[0] if value else None))
+    if n > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        sys.exit(launch_processes(n, rest))
 
 
 def main(argv: list[str] | None = None) -> None:

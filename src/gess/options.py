@@ -13,13 +13,17 @@ declaration into
 
 Types come from the annotations: ``bool``, ``int``, ``float``, ``str``,
 ``Literal[...]`` (a closed set of choices), ``tuple[...]``/``list[...]``,
-``dict`` and ``X | None``.
+``dict`` and ``X | None``. Every float must be finite. A numeric field declares its
+allowed values once, as a :class:`Range` in its metadata (``described(text, AT_LEAST_1)``);
+an estimator's parameters declare theirs in :data:`PARAMETER_RANGES`. Flags and
+configs are checked against the same rule.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import inspect
+import math
 import types
 import typing
 from pathlib import Path
@@ -31,13 +35,70 @@ _NO_DEFAULT = object()
 
 
 @dataclasses.dataclass(frozen=True)
+class Range:
+    """The numbers a numeric option accepts: from ``low`` to ``high`` (None: unbounded), each bound
+    included unless ``open_low``/``open_high``. On a list or tuple it applies to every item, and
+    the list must not be empty (a grid of nothing tunes nothing)."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def accepts(self, value) -> bool:
+        below = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+        above = self.high is not None and (value >= self.high if self.open_high else value > self.high)
+        return not (below or above)
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+        if self.low is not None:
+            return f"{'above' if self.open_low else 'at least'} {self.low:g}"
+        return f"{'below' if self.open_high else 'at most'} {self.high:g}" if self.high is not None else "any number"
+
+
+AT_LEAST_1 = Range(1)
+POSITIVE = Range(0, open_low=True)
+NON_NEGATIVE = Range(0)
+SHARE = Range(0, 1)  # a fraction or a weight
+FOLDS = Range(2)
+
+# the ranges of estimators' __init__ parameters (a signature cannot carry metadata), by class name
+PARAMETER_RANGES: dict[str, dict[str, Range]] = {
+    "GESSDecoder": {"alpha_semantic": POSITIVE, "alpha_structural": POSITIVE, "alphas": POSITIVE,
+                    "n_neighbors": AT_LEAST_1, "regularization": NON_NEGATIVE, "w_c": SHARE, "cv_folds": FOLDS},
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class OptionSpec:
-    """One declared option: its name, type, default and help text."""
+    """One declared option: its name, type, default, help text and, for a number, its :class:`Range`."""
 
     name: str
     annotation: Any
     default: Any
     help: str = ""
+    range: Range | None = None
+
+    def check(self, value, where: str, source=None):
+        """``value`` (already of the right type) within :attr:`range`; returns it."""
+        if self.range is None or value is None:
+            return value
+        many = isinstance(value, (list, tuple))
+        number = f"{'finite' if _mentions_float(self.annotation) else 'whole'} number {self.range}"
+        expected = f"a non-empty list, each a {number}" if many else f"a {number}"
+        if many and not value:
+            raise GessInputError(source, where, expected, "an empty list")
+        for item in value if many else [value]:
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and \
+                    not (math.isfinite(item) and self.range.accepts(item)):
+                raise GessInputError(source, where, expected, repr(value))
+        return value
+
+
+def _mentions_float(annotation) -> bool:
+    return annotation is float or any(_mentions_float(a) for a in get_args(annotation))
 
 
 def option_specs(target) -> list[OptionSpec]:
@@ -54,18 +115,20 @@ def option_specs(target) -> list[OptionSpec]:
                 default = f.default_factory()  # type: ignore[misc]
             else:
                 default = _NO_DEFAULT
-            specs.append(OptionSpec(f.name, hints[f.name], default, f.metadata.get("help", "")))
+            specs.append(OptionSpec(f.name, hints[f.name], default, f.metadata.get("help", ""), f.metadata.get("range")))
         return specs
     init = target.__init__
     hints = typing.get_type_hints(init)
-    return [OptionSpec(p.name, hints.get(p.name, Any), p.default if p.default is not inspect.Parameter.empty else _NO_DEFAULT)
+    ranges = PARAMETER_RANGES.get(target.__name__, {})
+    return [OptionSpec(p.name, hints.get(p.name, Any), p.default if p.default is not inspect.Parameter.empty else _NO_DEFAULT,
+                       range=ranges.get(p.name))
             for p in inspect.signature(init).parameters.values() if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
 
 
 _SCALARS = {  # annotation: (what the error says is expected, the check, the conversion)
     bool: ("true or false", lambda v: isinstance(v, bool), bool),
     int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool), int),
-    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), float),
+    float: ("a finite number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), float),
     str: ("a string", lambda v: isinstance(v, str), str),
     Path: ("a path", lambda v: isinstance(v, (str, Path)), Path),
 }
@@ -134,7 +197,11 @@ def validated_kwargs(target, data, source=None, where: str = "") -> dict:
     if missing:
         key = f"{where}.{missing[0]}" if where else missing[0]
         raise GessInputError(source, key, "a value", "nothing")
-    return {k: coerce(v, specs[k].annotation, f"{where}.{k}" if where else k, source) for k, v in data.items()}
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{where}.{k}" if where else k
+        kwargs[k] = specs[k].check(coerce(v, specs[k].annotation, key, source), key, source)
+    return kwargs
 
 
 def build(target, data, source=None, where: str = ""):
@@ -147,9 +214,15 @@ def build(target, data, source=None, where: str = ""):
                              exc.expected, exc.got) from None
 
 
-def described(text: str) -> dict:
-    """A dataclass field's metadata with its help text (read by the generated flags and docs)."""
-    return {"help": text}
+def described(text: str, allowed: Range | None = None) -> dict:
+    """A dataclass field's metadata: its help text (read by the generated flags and docs) and, for a number, its range."""
+    return {"help": text} if allowed is None else {"help": text, "range": allowed}
+
+
+def check_ranges(options) -> None:
+    """Every field of a dataclass instance within its declared :class:`Range` (bad input naming the first that is not)."""
+    for spec in option_specs(type(options)):
+        spec.check(getattr(options, spec.name), spec.name)
 
 
 def to_dict(options) -> dict:
@@ -158,7 +231,13 @@ def to_dict(options) -> dict:
 
 
 class Options:
-    """Base of the option dataclasses: ``to_dict()``, the JSON-ready mapping that runs record and fingerprints hash."""
+    """Base of the option dataclasses: ``to_dict()``, the JSON-ready mapping that runs record and fingerprints hash.
+
+    Ranges are checked when an instance is made (a subclass with its own ``__post_init__`` is checked by :func:`build`).
+    """
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
     def to_dict(self) -> dict:
         return to_dict(self)
@@ -210,7 +289,7 @@ def flags_from(target, param: str, prefix: str = "", skip: tuple[str, ...] = ())
                     continue
                 if _flag_type(s.annotation) is str and isinstance(value, str) and s.annotation is not str:
                     value = _parse_text(value, s.annotation, flag)
-                chosen[s.name] = coerce(value, s.annotation, s.name, flag)
+                chosen[s.name] = s.check(coerce(value, s.annotation, s.name, flag), s.name, flag)
             kwargs[param] = chosen
             return command(**kwargs)
 

@@ -63,12 +63,18 @@ def _len(items) -> int | None:
 
 
 def default_threads() -> int:
-    """$GESS_THREADS, else the CPUs this process may use less the 1-minute load, at least 1.
+    """$GESS_THREADS (a whole number, at least 1: anything else is bad input), else the CPUs this process may use
+    less the 1-minute load, at least 1.
 
     torch's own default (all cores) made prior training 10-20x slower on a busy machine.
     """
-    if os.environ.get("GESS_THREADS"):
-        return max(1, int(os.environ["GESS_THREADS"]))
+    text = os.environ.get("GESS_THREADS", "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            from gess.errors import GessInputError
+
+            raise GessInputError("GESS_THREADS", None, "a whole number of threads, at least 1", repr(text))
+        return int(text)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     return max(1, min(cpus, cpus - int(round(load))))

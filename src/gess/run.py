@@ -18,7 +18,7 @@ from gess.evaluation.retrieval import retrieval
 from gess.evaluation.summary import gate_separation, per_sample_scores, right_digit_rates, trust_check
 from gess.generation.backends import backend_entry
 from gess.generation.methods import GENERATOR_METHODS
-from gess.io import write_json
+from gess.io import claim_output_dir, write_json
 from gess.parallel import current_shard, main_first
 from gess.progress import log
 from gess.runconfig import RunConfig, load_run_config
@@ -43,7 +43,7 @@ class RunResult:
 def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> dict:
     """Every stage the config names, cached by content, then ``out/report.html``. Returns the summary."""
     cfg = cfg if isinstance(cfg, RunConfig) else load_run_config(cfg)
-    out = Path(out)
+    out = claim_output_dir(out, "run")  # a folder of the user's own files is refused, never overwritten
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     os.environ.setdefault("GESS_DEVICE", cfg.device)

@@ -19,7 +19,7 @@ import torch
 
 from gess.data.images import STRUCTURAL_SMOOTHING_RADIUS_768, gaussian_smooth, resize_images, scaled_radius, to_rgb
 from gess.decoding.ridge import Ridge
-from gess.options import Options
+from gess.options import AT_LEAST_1, NON_NEGATIVE, Options
 from gess.persistence import Component, config_args
 
 
@@ -29,8 +29,10 @@ class StructureOptions(Options):
 
     kind: Literal["pixels", "latent"] = field(default="pixels", metadata={
         "help": "pixels (blurred images) or latent (the generator's latents of them)"})
-    size: int | None = field(default=None, metadata={"help": "side of the blurred target, pixels (default min(side, 64))"})
-    radius: float | None = field(default=None, metadata={"help": "blur radius in pixels (default r = 15 at 768 px, scaled)"})
+    size: int | None = field(default=None, metadata={"help": "side of the blurred target, pixels (default min(side, 64))",
+                                                     "range": AT_LEAST_1})
+    radius: float | None = field(default=None, metadata={"help": "blur radius in pixels (default r = 15 at 768 px, scaled)",
+                                                         "range": NON_NEGATIVE})
     generator: str | None = field(default=None, metadata={"help": "for kind latent: the generator directory or hub id"})
 
 

@@ -8,15 +8,22 @@ import numpy as np
 from gess.errors import GessInputError
 from gess.evaluation.metrics import evaluate
 from gess.evaluation.registry import METRICS
-from gess.io import read_json, write_json
+from gess.io import write_json
+from gess.manifest import Manifest
+
+MIN_SIDE = 7  # SSIM's 7 x 7 window (Gaussian, sigma 1.5)
 
 
 def load_reconstructions(recon: str | Path, stimulus_ids) -> tuple[np.ndarray, list[str], dict]:
-    """Images named ``<stimulus_id>.png`` for the given ids, and manifest extras (pi_c, method)."""
+    """Images named ``<stimulus_id>.png`` for the given ids, and manifest extras (pi_c, method).
+
+    A ``manifest.json`` that is not gess's (a mapping, entries without ``file``, a ``file``
+    outside the directory) is bad input naming it.
+    """
     from gess.data.images import load_image
 
     recon = Path(recon)
-    manifest = {m["stimulus_id"]: m for m in read_json(recon / "manifest.json")} if (recon / "manifest.json").is_file() else {}
+    manifest = Manifest(recon).read()
     found = [s for s in stimulus_ids if (recon / f"{s}.png").is_file()]
     if not found:
         raise GessInputError(recon, None, "reconstructions named <stimulus_id>.png for the dataset's test stimuli",
@@ -42,6 +49,7 @@ def evaluate_directory(recon, dataset, protocol="paper", encoder=None, clip_enco
                              + (" ..." if len(missing) > 5 else ""))
     lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
     gt = test.images[[lookup[s] for s in ids]]
+    _refuse_degenerate(recon, gt, images, trials)
     result = evaluate(gt, images, protocol, encoder=encoder, clip_encoder=clip_encoder, weights_dir=weights_dir,
                       trials=trials, seed=seed, networks=networks)
     for row, sid in zip(result["per_sample"], ids):
@@ -55,6 +63,20 @@ def evaluate_directory(recon, dataset, protocol="paper", encoder=None, clip_enco
     if out is not None:
         write_json(out, result)
     return result
+
+
+def _refuse_degenerate(recon, gt: np.ndarray, images: np.ndarray, trials) -> None:
+    """Input on which the metrics are undefined (NaN) is refused, naming what they need."""
+    if len(images) < 2:
+        raise GessInputError(recon, None, "at least 2 reconstructed test stimuli (identification compares each with "
+                             "the others)", f"{len(images)}")
+    side = min(gt.shape[1], gt.shape[2], images.shape[1], images.shape[2])
+    if side < MIN_SIDE:
+        raise GessInputError(recon, None, f"images at least {MIN_SIDE} pixels a side (SSIM's window)",
+                             f"{min(gt.shape[1], gt.shape[2])} px stimuli, {min(images.shape[1], images.shape[2])} px "
+                             "reconstructions")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise GessInputError(None, "trials", "at least 1 trial of random 2-way identification", repr(trials))
 
 
 def print_summary(result: dict, console) -> None:

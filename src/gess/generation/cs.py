@@ -24,7 +24,7 @@ import torch
 
 from gess.errors import GessInputError
 from gess.generation.filters import lowpass
-from gess.options import Options, described
+from gess.options import FOLDS, NON_NEGATIVE, SHARE, Options, described
 
 PRESETS = {
     "paper": dict(lowpass_factor=2.0, fraction=1.0, tau=0.0, noise_at="previous"),
@@ -38,18 +38,20 @@ class CSOptions(Options):
     """Component substitution; unset (None) fields take the preset's value."""
 
     preset: Literal[tuple(PRESETS)] = field(default="paper", metadata=described("paper | released: defaults of the fields below"))
-    lowpass_factor: float | None = field(default=None, metadata=described("F_s: resize down by this factor and back"))
-    fraction: float | None = field(default=None, metadata=described("share of the steps (from the noisiest) that substitute"))
-    tau: float | None = field(default=None, metadata=described("temporal decay of the CS weight"))
+    lowpass_factor: float | None = field(default=None, metadata=described("F_s: resize down by this factor and back",
+                                                                          NON_NEGATIVE))
+    fraction: float | None = field(default=None, metadata=described("share of the steps (from the noisiest) that substitute", SHARE))
+    tau: float | None = field(default=None, metadata=described("temporal decay of the CS weight", NON_NEGATIVE))
     noise_at: Literal["previous", "current"] | None = field(
         default=None, metadata=described("reference noised to t-1 (previous, the paper) or t (current, released)"))
     tune: bool = field(default=False, metadata=described("choose lowpass_factor, fraction and the pi_s floor on held-out "
                                                       "folds of the training data"))
-    tune_lowpass_factors: tuple[float, ...] = field(default=(1.5, 2.0), metadata=described("tuning grid of lowpass_factor"))
-    tune_fractions: tuple[float, ...] = field(default=(0.9, 1.0), metadata=described("tuning grid of fraction"))
+    tune_lowpass_factors: tuple[float, ...] = field(default=(1.5, 2.0), metadata=described("tuning grid of lowpass_factor",
+                                                                                           NON_NEGATIVE))
+    tune_fractions: tuple[float, ...] = field(default=(0.9, 1.0), metadata=described("tuning grid of fraction", SHARE))
     tune_min_structure_weights: tuple[float, ...] = field(default=(0.0, 0.1, 0.2, 0.3),
-                                                          metadata=described("tuning grid of the floor on pi_s (cs)"))
-    tune_folds: int = field(default=5, metadata=described("held-out folds of the training stimuli for tuning"))
+                                                          metadata=described("tuning grid of the floor on pi_s (cs)", SHARE))
+    tune_folds: int = field(default=5, metadata=described("held-out folds of the training stimuli for tuning", FOLDS))
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

@@ -27,21 +27,25 @@ import torch
 
 from gess.encoders.base import resize_tensor
 from gess.generation.filters import lowpass
-from gess.options import Options
+from gess.options import AT_LEAST_1, NON_NEGATIVE, SHARE, Options
 
 
 @dataclass
 class GGOptions(Options):
     """Gradient guidance."""
 
-    scale: float = field(default=0.2, metadata={"help": "structural step (per-element gradient units)"})
-    semantic_scale: float = field(default=0.02, metadata={"help": "RMS of the semantic step in z0 per guided step"})
-    lowpass_factor: float = field(default=2.0, metadata={"help": "low-pass of the structural loss"})
-    encoder_size: int | None = field(default=128, metadata={"help": "side the encoder sees x0 at (null: its own)"})
+    scale: float = field(default=0.2, metadata={"help": "structural step (per-element gradient units)",
+                                                "range": NON_NEGATIVE})
+    semantic_scale: float = field(default=0.02, metadata={"help": "RMS of the semantic step in z0 per guided step",
+                                                          "range": NON_NEGATIVE})
+    lowpass_factor: float = field(default=2.0, metadata={"help": "low-pass of the structural loss", "range": NON_NEGATIVE})
+    encoder_size: int | None = field(default=128, metadata={"help": "side the encoder sees x0 at (null: its own)",
+                                                            "range": AT_LEAST_1})
     backprop_denoiser: bool = field(default=False, metadata={"help": "take d/dz0 through the denoiser"})
-    fraction: float = field(default=0.9, metadata={"help": "guide the first share of the steps, leave the last free"})
+    fraction: float = field(default=0.9, metadata={"help": "guide the first share of the steps, leave the last free",
+                                                   "range": SHARE})
     semantic_every: int = field(default=3, metadata={"help": "the semantic step (an encoder backward pass) every k-th "
-                                                             "guided step (its cost: docs/generation.md)"})
+                                                             "guided step (its cost: docs/generation.md)", "range": AT_LEAST_1})
 
 
 class GradientGuidance:

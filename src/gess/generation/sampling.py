@@ -16,20 +16,22 @@ import torch
 from gess.device import resolve_device
 from gess.errors import GessInputError
 from gess.generation.backends import GeneratorBackend
-from gess.options import Options
+from gess.options import AT_LEAST_1, NON_NEGATIVE, SHARE, Options
 
 
 @dataclass
 class SamplingOptions(Options):
     """How every generator method samples."""
 
-    steps: int = field(default=50, metadata={"help": "DDIM steps"})
-    guidance_scale: float = field(default=5.0, metadata={"help": "classifier-free guidance scale (1: conditional only)"})
-    batch_size: int = field(default=16, metadata={"help": "stimuli per denoising call"})
+    steps: int = field(default=50, metadata={"help": "DDIM steps", "range": AT_LEAST_1})
+    guidance_scale: float = field(default=5.0, metadata={"help": "classifier-free guidance scale (1: conditional only)",
+                                                         "range": NON_NEGATIVE})
+    batch_size: int = field(default=16, metadata={"help": "stimuli per denoising call", "range": AT_LEAST_1})
     min_structure_weight: float = field(default=0.0, metadata={"help": "floor on the gated structural weight pi_s of "
-                                                                       "cs and gg (0: the paper's 1 - pi_c)"})
+                                                                       "cs and gg (0: the paper's 1 - pi_c)", "range": SHARE})
     candidates: int = field(default=1, metadata={"help": "draw N candidates per stimulus and keep the one whose "
-                                                         "predicted brain response best matches the measured one"})
+                                                         "predicted brain response best matches the measured one",
+                                                 "range": AT_LEAST_1})
 
     def __post_init__(self) -> None:
         if self.steps < 1:

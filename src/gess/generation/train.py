@@ -23,7 +23,7 @@ from gess.generation.backends import SCHEDULER_NAME, default_scheduler
 from gess.generation.backends.pixel import PixelAutoencoder, PixelPrior, embedding_statistics
 from gess.checkpoint import check_resumable, deferred_interrupts, load_checkpoint, save_checkpoint
 from gess.io import write_json
-from gess.options import Options, described
+from gess.options import AT_LEAST_1, NON_NEGATIVE, POSITIVE, Options, Range, described
 from gess.progress import progress_bar
 
 
@@ -32,23 +32,24 @@ from gess.progress import progress_bar
 class TrainOptions(Options):
     """Training of the pixel prior."""
 
-    steps: int = field(default=1200, metadata=described("optimisation steps"))
-    batch_size: int = field(default=32, metadata=described("images per step"))
-    learning_rate: float = field(default=1e-3, metadata=described("AdamW learning rate (cosine decay)"))
-    image_size: int = field(default=32, metadata=described("side of the prior's pixel space"))
-    block_out_channels: tuple[int, ...] = field(default=(32, 64, 64), metadata=described("UNet widths, one per level"))
-    layers_per_block: int = field(default=1, metadata=described("ResNet layers per UNet level"))
-    cond_dropout: float = field(default=0.1, metadata=described("share of unconditional samples (classifier-free guidance)"))
-    ema_decay: float = field(default=0.995, metadata=described("EMA of the weights that is saved"))
+    steps: int = field(default=1200, metadata=described("optimisation steps", AT_LEAST_1))
+    batch_size: int = field(default=32, metadata=described("images per step", AT_LEAST_1))
+    learning_rate: float = field(default=1e-3, metadata=described("AdamW learning rate (cosine decay)", POSITIVE))
+    image_size: int = field(default=32, metadata=described("side of the prior's pixel space", AT_LEAST_1))
+    block_out_channels: tuple[int, ...] = field(default=(32, 64, 64), metadata=described("UNet widths, one per level", AT_LEAST_1))
+    layers_per_block: int = field(default=1, metadata=described("ResNet layers per UNet level", AT_LEAST_1))
+    cond_dropout: float = field(default=0.1, metadata=described("share of unconditional samples (classifier-free guidance)",
+                                                                Range(0, 1, open_high=True)))
+    ema_decay: float = field(default=0.995, metadata=described("EMA of the weights that is saved", Range(0, 1, open_high=True)))
     augment: bool = field(default=True, metadata=described("shifts, rotations and elastic jitter"))
-    max_shift: float = field(default=0.06, metadata=described("augmentation shift, share of the side"))
-    max_rotation: float = field(default=10.0, metadata=described("augmentation rotation, degrees"))
-    elastic: float = field(default=0.03, metadata=described("elastic displacement, share of the side"))
-    checkpoint_every: int = field(default=200, metadata=described("steps between resumable checkpoints"))
-    seed: int = field(default=0, metadata=described("random seed of initialisation and batches"))
+    max_shift: float = field(default=0.06, metadata=described("augmentation shift, share of the side", NON_NEGATIVE))
+    max_rotation: float = field(default=10.0, metadata=described("augmentation rotation, degrees", NON_NEGATIVE))
+    elastic: float = field(default=0.03, metadata=described("elastic displacement, share of the side", NON_NEGATIVE))
+    checkpoint_every: int = field(default=200, metadata=described("steps between resumable checkpoints", AT_LEAST_1))
+    seed: int = field(default=0, metadata=described("random seed of initialisation and batches", NON_NEGATIVE))
     max_extra_images: int | None = field(default=10000, metadata=described(
-        "at most this many extra images (a seeded random subset; encoding one costs ~30 ms on a CPU core pair)"))
-    threads: int | None = field(default=None, metadata=described("torch CPU threads (null: torch's default)"))
+        "at most this many extra images (a seeded random subset; encoding one costs ~30 ms on a CPU core pair)", NON_NEGATIVE))
+    threads: int | None = field(default=None, metadata=described("torch CPU threads (null: torch's default)", AT_LEAST_1))
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "image_size", "layers_per_block", "checkpoint_every"):
