@@ -11,7 +11,7 @@ from conftest import write_mat
 from test_cli_errors import assert_one_line_error, run_cli
 
 from gess.decoding.selfsupervised import (ImageToVoxels, SelfSupervisedOptions, SelfSupervisedStructuralDecoder,
-                                          VoxelsToImage)
+                                          VoxelsToImage, validation_split)
 
 TINY = dict(steps=6, encoder_steps=4, batch_size=4, width=4, checkpoint_every=2)
 
@@ -51,19 +51,22 @@ def test_each_loss_is_used_and_unpaired_fmri_can_be_left_out():
 
 
 def test_training_lowers_the_pairs_loss():
+    """Without early stopping (on random pairs it would keep the start: nothing generalises)."""
     fmri, targets, coef, intercept, extra = _problem()
-    opts = dict(TINY, steps=60, image_cycle=0.0, learning_rate=3e-3)
+    opts = dict(TINY, steps=60, image_cycle=0.0, learning_rate=3e-3, validation_fraction=0.0)
     short = SelfSupervisedStructuralDecoder(SelfSupervisedOptions(**dict(opts, steps=1))).fit(fmri, targets, coef, intercept)
     long = SelfSupervisedStructuralDecoder(SelfSupervisedOptions(**opts)).fit(fmri, targets, coef, intercept)
     error = lambda m: float(((m.predict(fmri) - targets) ** 2).mean())
     assert error(long) < 0.8 * error(short)
 
 
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize("validation_fraction", [0.0, 0.2])
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch, validation_fraction):
+    """Also with early stopping: the best weights so far and the held-out curve travel in the checkpoint."""
     import gess.checkpoint as checkpoint
 
     fmri, targets, coef, intercept, extra = _problem()
-    opts = SelfSupervisedOptions(**TINY)
+    opts = SelfSupervisedOptions(**dict(TINY, validation_fraction=validation_fraction, validation_every=2))
     straight = SelfSupervisedStructuralDecoder(opts).fit(fmri, targets, coef, intercept, extra, fmri[:4])
 
     class StopAfter:
@@ -92,6 +95,8 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
     assert not ckpt.exists()
     for name, value in straight.state().items():
         np.testing.assert_array_equal(value, resumed.state()[name], err_msg=name)
+    assert resumed.validation_ == straight.validation_
+    assert [step for step, _ in straight.validation_["curve"]] == ([0, 2, 4, 6] if validation_fraction else [])
 
 
 def test_resuming_with_other_options_is_refused(tmp_path, monkeypatch):
@@ -128,6 +133,97 @@ def test_gess_decoder_saves_and_loads_a_self_supervised_ms(tmp_path):
     loaded = GESSDecoder.load(tmp_path / "m")
     np.testing.assert_allclose(loaded.decode(X[:4]).s, model.decode(X[:4]).s, rtol=1e-5, atol=1e-6)
     assert loaded.get_params()["structural_decoder"] == "self-supervised"
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["self_supervised"]["validation"]
+    assert saved == loaded.structural_.validation_ and saved["held_out_pairs"] == 4 and saved["curve"][0][0] == 0
+
+
+# ------------------------------------------------------------------ early stopping
+def _held_out_loss(model, cross, targets):
+    """The pairs loss of a fitted model on the pairs its fit held out."""
+    _, held = validation_split(targets, model.options.validation_fraction, model.options.seed)
+    with torch.no_grad():
+        decoded = model.decoder_.refine(torch.as_tensor(cross[held]).permute(0, 3, 1, 2))
+    return float(((decoded.permute(0, 2, 3, 1).numpy() - targets[held]) ** 2).mean())
+
+
+def test_early_stopping_keeps_the_ridge_start_when_training_hurts_held_out_pairs():
+    """Targets unrelated to the fMRI: every step fits the training pairs' noise, which the held-out pairs do not share."""
+    fmri, targets, coef, intercept, _ = _problem(n=40)
+    cross = (fmri @ coef + intercept).reshape(targets.shape)
+    opts = dict(TINY, steps=60, image_cycle=0.0, learning_rate=3e-3, validation_every=5)
+    model = SelfSupervisedStructuralDecoder(SelfSupervisedOptions(**opts)).fit(fmri, targets, coef, intercept,
+                                                                              cross_fitted=cross)
+    v = model.validation_
+    assert v["held_out_pairs"] == 8 and [s for s, _ in v["curve"]] == list(range(0, 61, 5))
+    assert v["curve"][-1][1] > v["start_loss"]          # the construction: training did hurt the held-out pairs
+    assert v["chosen_step"] == 0 and v["chosen_loss"] == v["start_loss"]
+    assert _held_out_loss(model, cross, targets) <= v["start_loss"] + 1e-7
+    np.testing.assert_allclose(model.predict(fmri), cross, atol=1e-5)  # the ridge itself
+    off = SelfSupervisedStructuralDecoder(SelfSupervisedOptions(**dict(opts, validation_fraction=0.0))).fit(
+        fmri, targets, coef, intercept, cross_fitted=cross)
+    assert off.validation_ == {"held_out_pairs": 0, "curve": [], "chosen_step": 60}
+    assert np.abs(off.predict(fmri) - cross).max() > 1e-3  # without it, D ends where training left it
+
+
+def test_early_stopping_keeps_training_that_helps_held_out_pairs():
+    """Targets the ridge's outputs plus a constant: the refinement learns it, the held-out pairs improve."""
+    fmri, _, coef, intercept, _ = _problem(n=40)
+    cross = (fmri @ coef + intercept).reshape(40, 8, 8, 1)
+    targets = cross + 0.3
+    opts = dict(TINY, steps=60, image_cycle=0.0, learning_rate=3e-3, validation_every=5)
+    model = SelfSupervisedStructuralDecoder(SelfSupervisedOptions(**opts)).fit(fmri, targets, coef, intercept,
+                                                                              cross_fitted=cross)
+    v = model.validation_
+    assert v["chosen_step"] > 0 and v["chosen_loss"] < 0.5 * v["start_loss"]
+    assert v["chosen_loss"] == min(loss for _, loss in v["curve"])
+    assert _held_out_loss(model, cross, targets) == pytest.approx(v["chosen_loss"], rel=1e-4)
+
+
+def test_validation_split_never_splits_a_stimulus():
+    rng = np.random.default_rng(3)
+    images = rng.random((30, 4, 4, 1)).astype(np.float32)
+    trials = rng.permutation(np.repeat(np.arange(30), 3))        # 3 repeats of each stimulus, shuffled
+    names = np.array([f"stim-{i}" for i in trials])
+    for groups in (names, None):                                  # named, or told apart by their targets
+        kept, held = validation_split(images[trials], 0.2, 0, groups)
+        assert sorted(np.concatenate([kept, held]).tolist()) == list(range(90))
+        assert not set(trials[kept]) & set(trials[held])
+        assert len(set(trials[held])) == 6 and len(held) == 18
+    np.testing.assert_array_equal(validation_split(images[trials], 0.2, 0, names)[1],
+                                  validation_split(images[trials], 0.2, 0, names)[1])   # seeded
+    assert not np.array_equal(validation_split(images[trials], 0.2, 0, names)[1],
+                              validation_split(images[trials], 0.2, 1, names)[1])
+    assert len(validation_split(images[trials], 0.0, 0)[1]) == 0
+
+
+def test_fit_holds_out_whole_stimuli():
+    fmri, targets, coef, intercept, _ = _problem(n=30)
+    groups = np.repeat(np.arange(10), 3)  # 10 stimuli of 3 trials each
+    model = SelfSupervisedStructuralDecoder(SelfSupervisedOptions(**TINY)).fit(fmri, targets, coef, intercept,
+                                                                              groups=groups)
+    assert model.validation_["held_out_pairs"] == 6
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, float("nan"), float("inf")])
+def test_bad_validation_fractions_are_refused(value):
+    from gess.errors import GessInputError
+    from gess.options import build
+
+    with pytest.raises(GessInputError, match="validation_fraction"):
+        SelfSupervisedOptions(validation_fraction=value)
+    with pytest.raises(GessInputError, match="validation_fraction"):
+        build(SelfSupervisedOptions, {"validation_fraction": value}, None, "self_supervised")
+
+
+def test_early_stopping_needs_two_stimuli_and_a_positive_interval():
+    from gess.errors import GessInputError
+
+    fmri, targets, coef, intercept, _ = _problem()
+    with pytest.raises(GessInputError, match="validation_fraction"):
+        SelfSupervisedStructuralDecoder(SelfSupervisedOptions(**TINY)).fit(fmri, np.repeat(targets[:1], 12, 0), coef,
+                                                                           intercept)
+    with pytest.raises(GessInputError, match="validation_every"):
+        SelfSupervisedOptions(validation_every=0)
 
 
 def test_self_supervised_ms_needs_pixel_targets():

@@ -44,7 +44,7 @@ from torch import nn
 
 from gess.device import get_device
 from gess.errors import GessInputError
-from gess.options import Options, described
+from gess.options import AT_LEAST_1, NON_NEGATIVE, POSITIVE, Options, Range, described
 from gess.persistence import load_module_state, module_state, nest, unnest
 
 
@@ -53,24 +53,24 @@ from gess.persistence import load_module_state, module_state, nest, unnest
 class SelfSupervisedOptions(Options):
     """Training of the self-supervised M_s (``gess fit --ss-*``, ``decoder: {self_supervised: ...}`` in a run config)."""
 
-    steps: int = field(default=800, metadata=described("optimisation steps of the decoder D"))
-    encoder_steps: int = field(default=300, metadata=described("optimisation steps of the encoder E (image -> voxels)"))
-    batch_size: int = field(default=32, metadata=described("samples per step, per loss"))
-    learning_rate: float = field(default=1e-3, metadata=described("Adam learning rate (cosine decay)"))
-    width: int = field(default=16, metadata=described("channels of the first convolution (doubled once)"))
-    weight_decay: float = field(default=1e-4, metadata=described("L2 penalty of both networks"))
-    image_cycle: float = field(default=1.0, metadata=described("weight of image -> voxels -> image on extra images"))
-    fmri_cycle: float = field(default=0.1, metadata=described("weight of voxels -> image -> voxels on fMRI without images"))
+    steps: int = field(default=800, metadata=described("optimisation steps of the decoder D", AT_LEAST_1))
+    encoder_steps: int = field(default=300, metadata=described("optimisation steps of the encoder E (image -> voxels)", AT_LEAST_1))
+    batch_size: int = field(default=32, metadata=described("samples per step, per loss", AT_LEAST_1))
+    learning_rate: float = field(default=1e-3, metadata=described("Adam learning rate (cosine decay)", POSITIVE))
+    width: int = field(default=16, metadata=described("channels of the first convolution (doubled once)", AT_LEAST_1))
+    weight_decay: float = field(default=1e-4, metadata=described("L2 penalty of both networks", NON_NEGATIVE))
+    image_cycle: float = field(default=1.0, metadata=described("weight of image -> voxels -> image on extra images", NON_NEGATIVE))
+    fmri_cycle: float = field(default=0.1, metadata=described("weight of voxels -> image -> voxels on fMRI without images", NON_NEGATIVE))
     unpaired_fmri: Literal["test", "none"] = field(default="test", metadata=described(
         "fMRI without images for the fMRI cycle: the test fMRI (as Beliy et al.), or none"))
     train_readout: bool = field(default=False, metadata=described("also train D's voxel-to-pixel layer (starts at the ridge)"))
-    max_extra_images: int | None = field(default=20000, metadata=described("at most this many extra images (a seeded subset)"))
+    max_extra_images: int | None = field(default=20000, metadata=described("at most this many extra images (a seeded subset)", NON_NEGATIVE))
     validation_fraction: float = field(default=0.2, metadata=described(
         "share of the training stimuli held out for early stopping (D keeps its best weights on them, the ridge "
-        "start included); 0: none, D keeps its last weights"))
-    validation_every: int = field(default=20, metadata=described("decoder steps between early-stopping evaluations"))
-    checkpoint_every: int = field(default=500, metadata=described("steps between resumable checkpoints"))
-    seed: int = field(default=0, metadata=described("random seed of initialisation, batches and the held-out split"))
+        "start included); 0: none, D keeps its last weights", Range(0, 1, open_high=True)))
+    validation_every: int = field(default=20, metadata=described("decoder steps between early-stopping evaluations", AT_LEAST_1))
+    checkpoint_every: int = field(default=500, metadata=described("steps between resumable checkpoints", AT_LEAST_1))
+    seed: int = field(default=0, metadata=described("random seed of initialisation, batches and the held-out split", NON_NEGATIVE))
 
     def __post_init__(self) -> None:
         for name in ("steps", "encoder_steps", "batch_size", "width", "validation_every", "checkpoint_every"):
@@ -152,7 +152,7 @@ class SelfSupervisedStructuralDecoder:
     def fit(self, fmri: np.ndarray, targets: np.ndarray, ridge_coef: np.ndarray, ridge_intercept: np.ndarray,
             extra_targets: np.ndarray | None = None, unpaired_fmri: np.ndarray | None = None,
             cross_fitted: np.ndarray | None = None, checkpoint: str | Path | None = None, resume_key: dict | None = None,
-            progress: bool = False) -> "SelfSupervisedStructuralDecoder":
+            progress: bool = False, groups: np.ndarray | None = None) -> "SelfSupervisedStructuralDecoder":
         """Fit E then D on z-scored ``fmri`` and ``targets`` (n, S, S, C).
 
         ``ridge_coef`` (V, S*S*C) and ``ridge_intercept`` start D's linear layer;
@@ -163,78 +163,90 @@ class SelfSupervisedStructuralDecoder:
         in-sample outputs are nearly perfect, and a refinement learnt on them learns nothing.
         ``checkpoint`` is a directory to save to and resume from; ``resume_key`` what
         a checkpoint must have been made with (data fingerprint and options).
+        ``groups`` (n,) names each pair's stimulus, so that the early-stopping split keeps
+        a stimulus's repeats together (default: pairs with the same target are one stimulus).
         """
-        from gess.checkpoint import deferred_interrupts, load_checkpoint
-
         opts = self.options
         torch.manual_seed(opts.seed)
         self.target_shape_ = tuple(int(s) for s in targets.shape[1:])
-        side, _, channels = self.target_shape_
-        n_voxels = fmri.shape[1]
         dev = torch.device(get_device())
-        z = torch.as_tensor(np.asarray(fmri, np.float32), device=dev)
-        x = _to_nchw(targets, dev)
-        base = _to_nchw(cross_fitted, dev) if cross_fitted is not None and not opts.train_readout else None
-        pool = torch.cat([x, _to_nchw(extra_targets, dev)]) if extra_targets is not None and len(extra_targets) else x
-        unpaired = torch.as_tensor(np.asarray(unpaired_fmri, np.float32), device=dev) if (
-            unpaired_fmri is not None and len(unpaired_fmri) and opts.fmri_cycle > 0) else None
-
-        self.encoder_ = ImageToVoxels(channels, side, n_voxels, opts.width).to(dev)
-        self.decoder_ = VoxelsToImage(n_voxels, channels, side, opts.width).to(dev)
+        rows, held = validation_split(targets, opts.validation_fraction, opts.seed, groups)
+        data = _Data.of(fmri, targets, cross_fitted, extra_targets, unpaired_fmri, rows, held, opts, dev)
+        side, _, channels = self.target_shape_
+        self.encoder_ = ImageToVoxels(channels, side, fmri.shape[1], opts.width).to(dev)
+        self.decoder_ = VoxelsToImage(fmri.shape[1], channels, side, opts.width).to(dev)
         with torch.no_grad():
             self.decoder_.readout.weight.copy_(torch.as_tensor(np.asarray(ridge_coef, np.float32).T))
             self.decoder_.readout.bias.copy_(torch.as_tensor(np.asarray(ridge_intercept, np.float32).reshape(-1)))
         self.decoder_.readout.requires_grad_(opts.train_readout)
+        early = _EarlyStopping(self.decoder_, data, opts.validation_every) if len(held) else None
+        self._train(data, early, checkpoint, resume_key, progress)
+        self.validation_ = {"held_out_pairs": 0, "curve": [], "chosen_step": opts.steps}
+        if early is not None:  # the best checkpoint, not a refit on all pairs: that one's held-out score is known
+            early.restore()
+            chosen = early.chosen()
+            self.validation_ = {"held_out_pairs": int(len(held)), "every": opts.validation_every, "curve": early.curve,
+                                "chosen_step": int(chosen[0]), "chosen_loss": chosen[1], "start_loss": early.curve[0][1]}
+        self.encoder_.eval()
+        self.decoder_.eval()
+        return self
+
+    def _train(self, data: "_Data", early: "_EarlyStopping | None", checkpoint, resume_key, progress: bool) -> None:
+        """E's then D's optimisation steps, checkpointed; the held-out pairs scored along D's."""
+        from gess.checkpoint import deferred_interrupts, load_checkpoint, save_checkpoint
+        from gess.progress import progress_bar
+
+        opts = self.options
         gen = torch.Generator().manual_seed(opts.seed)
         enc_opt = torch.optim.Adam(self.encoder_.parameters(), opts.learning_rate, weight_decay=opts.weight_decay)
         dec_opt = torch.optim.Adam([p for p in self.decoder_.parameters() if p.requires_grad], opts.learning_rate,
                                    weight_decay=opts.weight_decay)
-        residuals = torch.zeros(0, n_voxels, device=dev)
-        modules = {"encoder": self.encoder_, "decoder": self.decoder_}
+        residuals = torch.zeros(0, data.z.shape[1], device=data.z.device)
+        modules = {"encoder": self.encoder_, "decoder": self.decoder_, **({"best": early.best} if early else {})}
         optimizers = {"encoder_opt": enc_opt, "decoder_opt": dec_opt}
         key = {**opts.to_dict(), **(resume_key or {})}
         step, record = 0, {"losses": {}}
         ckpt = Path(checkpoint) if checkpoint is not None else None
         if ckpt is not None and (ckpt / "state.json").is_file():
-            residuals = _load_residuals(ckpt, n_voxels, dev)
+            residuals = _load_residuals(ckpt, data.z.shape[1], data.z.device)
             step, record = load_checkpoint(ckpt, modules, optimizers, gen, key)
+            if early is not None:
+                early.curve = [list(c) for c in record.get("validation", [])]
         total = opts.encoder_steps + opts.steps
         losses = {k: list(v) for k, v in record.get("losses", {}).items()}
 
         def save(at: int) -> None:
             if ckpt is not None:
-                from gess.checkpoint import save_checkpoint
-
                 save_checkpoint(ckpt, {**modules, "residuals": _Holder(residuals)}, optimizers, gen, at,
-                                {"losses": {k: v[-100:] for k, v in losses.items()}}, key)
-
-        from gess.progress import progress_bar
+                                {"losses": {k: v[-100:] for k, v in losses.items()},
+                                 "validation": early.curve if early else []}, key)
 
         with deferred_interrupts() as interrupted:
             for step in progress_bar(range(step, total), "self-supervised M_s", enabled=progress, total=total - step):
                 if step == opts.encoder_steps or (step > opts.encoder_steps and len(residuals) == 0):
-                    residuals = self._cross_fitted_residuals(z, x, gen)
+                    residuals = self._cross_fitted_residuals(data.z, data.x, gen)
+                if early is not None and step >= opts.encoder_steps and not early.curve:
+                    early.score(0, opts.steps)  # the ridge start is a candidate
                 if step < opts.encoder_steps:
-                    parts = self._encoder_step(z, x, enc_opt, gen, step / opts.encoder_steps)
+                    parts = self._encoder_step(data.z, data.x, enc_opt, gen, step / opts.encoder_steps)
                 else:
-                    parts = self._decoder_step(z, x, base, pool, unpaired, residuals, dec_opt, gen,
-                                               (step - opts.encoder_steps) / opts.steps)
+                    parts = self._decoder_step(data.z, data.x, data.base, data.pool, data.unpaired, residuals, dec_opt,
+                                               gen, (step - opts.encoder_steps) / opts.steps)
                 for name, value in parts.items():
                     losses.setdefault(name, []).append(value)
                 done = step + 1
+                if early is not None and done > opts.encoder_steps:
+                    early.score(done - opts.encoder_steps, opts.steps)
                 stop = interrupted() and done < total
                 if stop or (done % opts.checkpoint_every == 0 and done < total):
                     save(done)
                 if stop:
                     raise KeyboardInterrupt
-        self.encoder_.eval()
-        self.decoder_.eval()
         self.losses_ = {k: float(np.mean(v[-100:])) for k, v in losses.items()}
         if ckpt is not None and ckpt.exists():
             import shutil
 
             shutil.rmtree(ckpt)
-        return self
 
     def _encoder_step(self, z, x, optimizer, gen, progress: float, model: ImageToVoxels | None = None,
                       rows: torch.Tensor | None = None) -> dict:
@@ -293,8 +305,9 @@ class SelfSupervisedStructuralDecoder:
         return {**nest("encoder", module_state(self.encoder_)), **nest("decoder", module_state(self.decoder_))}
 
     def config(self) -> dict:
-        """The options and what fitting found (the shape of one target, the final losses)."""
-        return {"options": self.options.to_dict(), "target_shape": list(self.target_shape_), "losses": self.losses_}
+        """The options and what fitting found (the shape of one target, the final losses, the early-stopping curve)."""
+        return {"options": self.options.to_dict(), "target_shape": list(self.target_shape_), "losses": self.losses_,
+                "validation": self.validation_}
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> "SelfSupervisedStructuralDecoder":
@@ -308,7 +321,110 @@ class SelfSupervisedStructuralDecoder:
         for name, module in (("encoder", self.encoder_), ("decoder", self.decoder_)):
             load_module_state(module, unnest(name, arrays)).to(get_device()).eval()
         self.losses_ = config.get("losses", {})
+        self.validation_ = config.get("validation", {})
         return self
+
+
+def validation_split(targets: np.ndarray, fraction: float, seed: int,
+                     groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (kept for training, held out) of a seeded split of the pairs by stimulus, about ``fraction`` of the
+    stimuli held out (at least one, never all); ``groups`` (n,) names each pair's stimulus (default: pairs with
+    the same target are one stimulus). ``fraction`` 0 holds out nothing."""
+    n = len(targets)
+    if fraction == 0:
+        return np.arange(n), np.arange(0)
+    if groups is None:
+        seen: dict[bytes, int] = {}
+        groups = np.array([seen.setdefault(row.tobytes(), len(seen)) for row in np.asarray(targets).reshape(n, -1)])
+    if len(groups) != n:
+        raise GessInputError(None, "groups", f"{n} stimulus names (one per training pair)", f"{len(groups)}")
+    names, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    if len(names) < 2:
+        raise GessInputError(None, "self_supervised.validation_fraction", "0 when there are fewer than 2 training stimuli",
+                             f"{fraction} with {len(names)}")
+    n_held = min(max(1, round(fraction * len(names))), len(names) - 1)
+    held = np.isin(inverse.reshape(-1), np.random.default_rng(seed).permutation(len(names))[:n_held])
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+@dataclass
+class _Data:
+    """The training tensors (the held-out pairs taken out), and the held-out pairs' decoder inputs and targets."""
+
+    z: torch.Tensor
+    x: torch.Tensor
+    base: torch.Tensor | None
+    pool: torch.Tensor
+    unpaired: torch.Tensor | None
+    held_inputs: torch.Tensor
+    held_targets: torch.Tensor
+
+    @classmethod
+    def of(cls, fmri, targets, cross_fitted, extra_targets, unpaired_fmri, rows, held, opts, dev) -> "_Data":
+        z = torch.as_tensor(np.asarray(fmri, np.float32), device=dev)
+        x = _to_nchw(targets, dev)
+        base = _to_nchw(cross_fitted, dev) if cross_fitted is not None and not opts.train_readout else None
+        rows_, held_ = (torch.as_tensor(r, dtype=torch.long, device=dev) for r in (rows, held))
+        pool = torch.cat([x[rows_], _to_nchw(extra_targets, dev)]) if extra_targets is not None and len(extra_targets) \
+            else x[rows_]
+        unpaired = torch.as_tensor(np.asarray(unpaired_fmri, np.float32), device=dev) if (
+            unpaired_fmri is not None and len(unpaired_fmri) and opts.fmri_cycle > 0) else None
+        # the held-out pairs' readout: the ridge's cross-fitted outputs (unseen), else D's own readout
+        held_inputs = base[held_] if base is not None else z[held_]
+        return cls(z[rows_], x[rows_], base[rows_] if base is not None else None, pool, unpaired, held_inputs, x[held_])
+
+
+class _Snapshot:
+    """A copy of a module's trained parameters, saved in a checkpoint as a module's state is."""
+
+    def __init__(self, module: nn.Module):
+        self.take(module)
+
+    def take(self, module: nn.Module) -> None:
+        self.tensors = {k: v.detach().clone() for k, v in module.named_parameters() if v.requires_grad}
+
+    def put(self, module: nn.Module) -> None:
+        module.load_state_dict(self.tensors, strict=False)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.tensors
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = dict(tensors)
+
+
+class _EarlyStopping:
+    """The held-out pairs' loss along D's training, and D's weights where it was lowest (the start included)."""
+
+    def __init__(self, decoder: VoxelsToImage, data: _Data, every: int):
+        self.decoder, self.data, self.every = decoder, data, every
+        self.curve: list[list] = []  # [decoder steps done, held-out pairs loss]
+        self.best = _Snapshot(decoder)
+
+    def loss(self, rows: int = 256) -> float:
+        """The pairs loss (mean squared error) of D on the held-out pairs."""
+        inputs, targets, sse = self.data.held_inputs, self.data.held_targets, 0.0
+        with torch.no_grad():
+            for start in range(0, len(inputs), rows):
+                batch = inputs[start:start + rows]
+                decoded = self.decoder.refine(batch) if self.data.base is not None else self.decoder(batch)
+                sse += float(((decoded - targets[start:start + rows]) ** 2).sum())
+        return sse / targets.numel()
+
+    def score(self, done: int, total: int) -> None:
+        """Score D after ``done`` of ``total`` steps when due (the start, every ``every`` steps, the end)."""
+        if done == 0 or done % self.every == 0 or done == total:
+            value = self.loss()
+            if not self.curve or value < self.chosen()[1]:
+                self.best.take(self.decoder)
+            self.curve.append([done, value])
+
+    def chosen(self) -> list:
+        """[step, loss] of the lowest loss; the earliest of equals."""
+        return min(self.curve, key=lambda point: point[1])
+
+    def restore(self) -> None:
+        self.best.put(self.decoder)
 
 
 class _Holder(nn.Module):
