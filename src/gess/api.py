@@ -136,18 +136,26 @@ def reconstruction_features(decoder: GESSDecoder, images: np.ndarray) -> tuple[n
     return embeddings, structure
 
 
+def _scorable(decoder: GESSDecoder) -> bool:
+    return getattr(decoder, "trust_", None) is not None and decoder.encoder_.name != "unknown"
+
+
 def trust_scores(decoder: GESSDecoder, images: np.ndarray, fmri: np.ndarray) -> list:
     """Each reconstruction's trust (:meth:`GESSDecoder.trust`); None where the model or its encoder cannot say."""
-    if getattr(decoder, "trust_", None) is None or decoder.encoder_.name == "unknown":
-        return [None] * len(images)
-    embeddings, structure = reconstruction_features(decoder, images)
-    return [float(t) for t in decoder.trust(embeddings, fmri, structure)]
+    return candidate_scores(decoder, images, fmri, with_matches=False)[0]
 
 
 def brain_matches(decoder: GESSDecoder, images: np.ndarray, fmri: np.ndarray) -> np.ndarray | None:
     """How well each image explains the response it was decoded from (:meth:`GESSDecoder.brain_match`); None
     where the model has no encoding model."""
-    if getattr(decoder, "trust_", None) is None or decoder.encoder_.name == "unknown":
-        return None
+    return candidate_scores(decoder, images, fmri)[1]
+
+
+def candidate_scores(decoder: GESSDecoder, images: np.ndarray, fmri: np.ndarray,
+                     with_matches: bool = True) -> tuple[list, np.ndarray | None]:
+    """Trust and brain match of each image, its features computed once (best-of-N needs both)."""
+    if not _scorable(decoder):
+        return [None] * len(images), None
     embeddings, structure = reconstruction_features(decoder, images)
-    return decoder.brain_match(embeddings, fmri, structure)
+    trust = [float(t) for t in decoder.trust(embeddings, fmri, structure)]
+    return trust, decoder.brain_match(embeddings, fmri, structure) if with_matches else None

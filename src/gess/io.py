@@ -130,14 +130,14 @@ _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _CLAIMS: dict[Path, dict] = {}  # directories this process claimed: {"kind", "marked" (it wrote the marker)}
 
 
-def claim_output_dir(path: str | Path, kind: str, is_ours=None, clean: bool = True) -> Path:
+def claim_output_dir(path: str | Path, kind: str, clean: bool = True) -> Path:
     """Make ``path`` ready for gess to write a ``kind`` into, without ever touching what a user put there.
 
     An absent or empty directory is fine; so is one whose marker (:data:`MARKER`) says gess
     wrote a ``kind`` there, or an older gess's ``kind`` recognised by its contents
     (:func:`legacy_kind`). Anything else is refused. The first file gess completes in a
     claimed directory writes the marker; nothing is created here. Temporaries that a
-    dead gess process left are removed. ``is_ours`` is no longer read (kept for old callers).
+    dead gess process left are removed.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from gess.errors import GessInputError
-from gess.io import atomic_path, output_kind, read_json, write_json
+from gess.io import atomic_path, read_json, write_json
 
 MANIFEST = "manifest.json"
 PART_PATTERN = "manifest.part*.json"
@@ -32,11 +32,6 @@ class Manifest:
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-
-    @staticmethod
-    def recognises(directory: Path) -> bool:
-        """Whether ``directory`` holds reconstructions gess wrote (its marker, or an older gess's manifest)."""
-        return output_kind(directory) == "reconstruction"
 
     def parts(self) -> list[Path]:
         """The per-process parts of a multi-process run not yet merged (only names gess gives them)."""

@@ -27,14 +27,13 @@ import numpy as np
 import torch
 
 from gess import __version__, api
-from gess.api import brain_matches, decode, fit, generator_identity, test_fmri, trust_scores
+from gess.api import candidate_scores, decode, fit, generator_identity, test_fmri, trust_scores
 from gess.cache import cache_dir, fingerprint
 from gess.checkpoint import check_resumable
 from gess.data import Dataset, load_dataset
 from gess.data.extra import ExtraImages
 from gess.data.images import IMAGE_SUFFIXES, load_image_folder
 from gess.decoding import Decoded, GESSDecoder, StructuralSpace
-from gess.decoding.decoders import is_model_directory
 from gess.decoding.structural import StructureOptions
 from gess.encoders import ImageEncoder, check_same_encoder
 from gess.baselines import knn_indices
@@ -83,7 +82,7 @@ def fit_decoders(dataset: Dataset, out: str | Path, encoder: ImageEncoder, decod
     if config.is_file() and read_json(config).get("metadata", {}).get("fingerprint") == key:
         log(console, f"decoders: {out} is up to date (same data, encoder and options)")
         return GESSDecoder.load(out, device=params["device"])
-    claim_output_dir(out, "model", is_model_directory)  # refuse before the work, not after
+    claim_output_dir(out, "model")  # refuse before the work, not after
     space = api.structural_space(dataset, structure, params["device"])
     with exclusive_lock(out):
         model = fit(dataset, encoder, augment_images=augment_images, space=space, extra_images=extra,
@@ -150,7 +149,7 @@ def train_prior(images: np.ndarray, out: str | Path, encoder: ImageEncoder, opti
     if config.is_file() and not (out / "checkpoint").exists() and read_json(config).get("fingerprint") == key:
         log(console, f"pixel prior: {out} is up to date (same images, encoder and options)")
         return out
-    claim_output_dir(out, "pixel prior", is_prior_directory)
+    claim_output_dir(out, "pixel prior")
     if (out / "checkpoint" / "state.json").is_file():
         check_resumable(out / "checkpoint", resume_options(options, len(images)))
     with exclusive_lock(out):
@@ -166,16 +165,6 @@ def _embeddings_of(encoder: ImageEncoder, images: np.ndarray, known: np.ndarray 
     if len(known) == len(images):
         return np.asarray(known, np.float32)
     return np.concatenate([np.asarray(known, np.float32), encode_images(encoder, images[len(known):])])
-
-
-def is_prior_directory(directory: Path) -> bool:
-    """Whether ``directory`` holds a pixel prior (or its checkpoint) that gess wrote."""
-    if (directory / "checkpoint" / "state.json").is_file():
-        return True
-    try:
-        return read_json(directory / "config.json").get("_class_name") == "PixelPrior"
-    except (GessInputError, OSError, AttributeError):
-        return False
 
 
 def cached_prior(images: np.ndarray, encoder: ImageEncoder, options: TrainOptions, console=None, progress: bool = True,
@@ -256,7 +245,7 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
     if needs_generator:
         _check_generator_given(generator, method)
     shard = current_shard()
-    claim_output_dir(job.out, "reconstruction", Manifest.recognises, clean=shard.is_main)
+    claim_output_dir(job.out, "reconstruction", clean=shard.is_main)
     if shard.is_main and job.manifest.has_parts():
         job.manifest.merge_parts(ids)  # an interrupted multi-process run: its parts, before new ones are written
     shard.wait()  # leftovers are gone and old parts merged before anyone writes
@@ -388,8 +377,7 @@ def _chosen_candidates(job: ReconstructionJob, stimuli: list, candidates: list[n
     n_candidates = len(candidates[0])
     images = np.concatenate(candidates)
     repeated = np.repeat(fmri, n_candidates, axis=0)
-    trust = trust_scores(job.decoder, images, repeated)
-    matches = brain_matches(job.decoder, images, repeated) if n_candidates > 1 else None
+    trust, matches = candidate_scores(job.decoder, images, repeated, with_matches=n_candidates > 1)
     entries = []
     for s, (stimulus, seed) in enumerate(zip(stimuli, seeds)):
         rows = slice(s * n_candidates, (s + 1) * n_candidates)
@@ -400,7 +388,7 @@ def _chosen_candidates(job: ReconstructionJob, stimuli: list, candidates: list[n
         if n_candidates > 1:
             entry["chosen_candidate"] = best
             entry["candidates"] = [_write_candidate(job, stimulus, k, candidates[s][k], candidate_seed(seed, k),
-                                                    float(matches[rows][k]), trust[rows][k]) for k in range(n_candidates)]
+                                                    None if matches is None else float(matches[rows][k]), trust[rows][k]) for k in range(n_candidates)]
         entries.append(entry)
     return entries
 

@@ -225,7 +225,7 @@ def prepare_nsd(nsd_root: str | Path, out: str | Path, options: NSDPrepareOption
     opts = options or NSDPrepareOptions()
     release = NSDRelease(nsd_root, opts.subject, opts.betas)
     out = Path(out)
-    claim_output_dir(out, "prepared NSD subject", lambda d: (d / "progress.json").is_file() or (d / "manifest.json").is_file())
+    claim_output_dir(out, "prepared NSD subject")
     with exclusive_lock(out):
         return _prepare(release, out, opts, console, progress_bar if progress else None)
 

@@ -18,7 +18,7 @@ from gess.decoding.trust import BrainConsistency
 from gess.device import using_device
 from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError
-from gess.io import claim_output_dir, read_json
+from gess.io import claim_output_dir
 from gess.persistence import CONFIG_NAME, load_component, nest, save_component, unnest
 
 
@@ -249,7 +249,7 @@ class GESSDecoder(BaseEstimator):
         gess model is refused. The two files share a save id, so weights and config
         from different saves (an interrupted save) are never read together.
         """
-        directory = claim_output_dir(directory, "model", is_model_directory)
+        directory = claim_output_dir(directory, "model")
         structural = "structural.ss" if self.structural_decoder == "self-supervised" else "structural"
         arrays = {"voxel_mean": self.voxel_mean_, "voxel_std": self.voxel_std_, **nest("semantic", self.semantic_.state()),
                   **nest(structural, self.structural_.state()), **nest("gate", self.gate_.state())}
@@ -329,18 +329,3 @@ def _alpha_record(alpha) -> float | dict:
         return float(alpha)
     values, counts = np.unique(np.asarray(alpha), return_counts=True)
     return {"per_target": {f"{v:g}": int(c) for v, c in zip(values, counts)}}
-
-
-def is_model_directory(directory: Path) -> bool:
-    """Whether ``directory`` holds a model gess wrote (its config names GESSDecoder, or names no class and a
-    gess version: gess 0.1), or the checkpoint of an interrupted fit."""
-    if (directory / "checkpoint" / "state.json").is_file():
-        return True
-    try:
-        config = read_json(directory / CONFIG_NAME)
-    except (GessInputError, OSError):
-        return False
-    if not isinstance(config, dict):
-        return False
-    name = config.get("_class_name")
-    return name == "GESSDecoder" or (name is None and "gess_version" in config)
