@@ -110,3 +110,37 @@ def test_a_run_with_candidates_shows_them_in_the_report(fitted, tmp_path):
     assert "Best-of-3 (cs)" in report and (tmp_path / "run" / "candidates-cs.png").is_file()
     manifest = json.loads((tmp_path / "run" / "recon" / "cs" / "manifest.json").read_text())
     assert all(len(e["candidates"]) == 3 for e in manifest)
+
+
+def test_the_number_of_candidates_is_chosen_on_training_folds_and_recorded(fitted, tmp_path, monkeypatch):
+    monkeypatch.setenv("GESS_CACHE", str(tmp_path / "cache"))
+    root, data = fitted
+    out = tmp_path / "tuned"
+    ok(["reconstruct", "--model", root / "m", "--data", data, "--generator", root / "p", "--method", "semantic",
+        "--steps", "2", "--tune-candidates", "--candidate-grid", "[1, 2]", "--out", out])
+    entries = json.loads((out / "manifest.json").read_text())
+    record = entries[0]["tuned"]["candidates"]
+    assert set(record["pixcorr_by_candidates"]) == {"1", "2"}
+    means = {int(n): m for n, m in record["pixcorr_by_candidates"].items()}
+    best = max(means.values())
+    assert record["candidates"] == min(n for n, m in means.items() if m >= best - record["tolerance"])
+    assert all(len(e.get("candidates", [None])) == record["candidates"] for e in entries)
+    assert set(record["tuned_on"]).isdisjoint({e["stimulus_id"] for e in entries})  # the test set never enters
+
+
+def test_best_of_prefixes_picks_by_brain_match_among_the_first_n(monkeypatch):
+    import gess.folds as folds
+
+    targets = np.zeros((2, 4, 4, 1), np.uint8)
+    images = np.zeros((6, 4, 4, 3), np.uint8)
+    quality = np.array([0.1, 0.5, 0.9, 0.3, 0.2, 0.8])   # 2 stimuli x 3 candidates
+    matches = np.array([0.0, 1.0, 0.5, 2.0, 0.0, 3.0])
+    monkeypatch.setattr(folds, "generate_images", lambda *a, **k: images)
+    monkeypatch.setattr(folds, "candidate_scores", lambda *a, **k: (None, matches))
+    monkeypatch.setattr(folds, "fold_pixcorr", lambda imgs, tgt: quality)
+    fold = {"c": np.zeros((2, 3)), "c_prime": np.zeros((2, 3)), "s": np.zeros((2, 4, 4, 1)), "pi_c": np.ones(2),
+            "target": targets, "fmri": np.zeros((2, 5)), "decoder": None}
+    got = folds._best_of_prefixes(fold, None, "semantic", None, None, None, None, [1, 2, 3])
+    assert got[1].tolist() == [0.1, 0.3]      # the first candidate
+    assert got[2].tolist() == [0.5, 0.3]      # stimulus 0: candidate 1 matches better; stimulus 1 keeps 0
+    assert got[3].tolist() == [0.5, 0.8]      # stimulus 1: candidate 2 matches best

@@ -184,7 +184,7 @@ def test_per_sample_scores_reads_pngs_and_the_manifest_trust(tmp_path):
     for s, im in zip(ids, rec):
         Image.fromarray(im).save(tmp_path / "cs" / f"{s}.png")
     (tmp_path / "cs" / "manifest.json").write_text(json.dumps(
-        [{"stimulus_id": s, "trust": t} for s, t in zip(ids, [0.9, None, 0.4, 0.6])]))
+        [{"stimulus_id": s, "file": f"{s}.png", "trust": t} for s, t in zip(ids, [0.9, None, 0.4, 0.6])]))
     encode = lambda x: np.asarray(x, float).reshape(len(x), -1)  # noqa: E731
     out = per_sample_scores(dataset, ids, {"cs": tmp_path / "cs"}, encode)
     np.testing.assert_array_equal(out["cs"]["accuracy"], two_way_all_pairs(encode(gt), encode(rec)))

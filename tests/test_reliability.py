@@ -634,3 +634,138 @@ def test_metrics_on_degenerate_input_are_refused(tmp_path, capsys, problem):
     code, err = run_cli(["evaluate", "--recon", recon, "--data", data, "--out", tmp_path / "m.json", *extra], capsys)
     assert_one_line_error(code, err, needle)
     assert not (tmp_path / "m.json").exists()
+
+
+# ------------------------------------------------------------------ issue 18: what the generated contract tests found
+def test_decode_claims_its_output_directory_and_refuses_a_foreign_one(tmp_path, capsys):
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=8)
+    ok(["fit", "--data", data, "--out", tmp_path / "m"])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    code, err = run_cli(["decode", "--model", tmp_path / "m", "--data", data, "--out", mine], capsys)
+    assert_one_line_error(code, err, str(mine), "notes.txt")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    ok(["decode", "--model", tmp_path / "m", "--data", data, "--out", tmp_path / "d"])
+    assert json.loads((tmp_path / "d" / ".gess-output.json").read_text())["kind"] == "decoded"
+    ok(["decode", "--model", tmp_path / "m", "--data", data, "--out", tmp_path / "d"])  # its own: replaced
+    code, err = run_cli(["decode", "--model", tmp_path / "m", "--data", data, "--out", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, "a gess model directory")
+
+
+def test_ctrl_c_while_gess_starts_is_the_interrupted_line(tmp_path):
+    """A KeyboardInterrupt while gess.cli's modules load (before any command runs): one line, exit 130."""
+    script = ("import sys\n"
+              "class Stop:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'gess.generation.train':\n"
+              "            raise KeyboardInterrupt\n"
+              "sys.meta_path.insert(0, Stop())\n"
+              "from gess.cli import main\n"
+              "main(['--help'])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "gess: interrupted; finished outputs are kept and a re-run resumes", done.stderr
+
+
+def test_ctrl_c_while_plugins_load_is_the_interrupted_line(monkeypatch, capsys):
+    import gess.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gess.cli, "load_plugins", interrupted)
+    code, err = run_cli(["split", "--help"], capsys)
+    assert code == 130 and err.strip().splitlines() == ["gess: interrupted; finished outputs are kept and a re-run resumes"]
+
+
+def test_an_error_naming_a_path_with_a_newline_stays_one_line(tmp_path, capsys):
+    odd = tmp_path / "two\nlines.mat"
+    code, err = run_cli(["fit", "--data", odd, "--out", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, repr(str(odd)))
+
+
+def test_an_error_names_the_users_path_not_a_temporary():
+    from gess.errors import GessInputError
+
+    exc = GessInputError("/data/run/.gess-tmp.ab12cd34-999.config.json.x1y2.tmp/config.json", None, "x")
+    assert str(exc).startswith("/data/run/config.json:"), str(exc)
+
+
+def test_checkpoint_state_is_strict_json(tmp_path):
+    import torch
+
+    from gess.checkpoint import load_checkpoint, save_checkpoint
+
+    module = torch.nn.Linear(2, 1)
+    save_checkpoint(tmp_path / "ckpt", {"m": module}, {}, torch.Generator(), 3,
+                    {"losses": [1.0, float("nan")]}, {"lr": 0.1})
+    text = (tmp_path / "ckpt" / "state.json").read_text()
+    assert "NaN" not in text and _strict_json(tmp_path / "ckpt" / "state.json")["losses"] == [1.0, None]
+    step, record = load_checkpoint(tmp_path / "ckpt", {"m": module}, {}, torch.Generator(), {"lr": 0.1})
+    assert step == 3 and record["losses"][0] == 1.0 and np.isnan(record["losses"][1])
+
+
+@pytest.mark.parametrize("kind", ["a mapping", "outside"])
+def test_the_run_summary_refuses_a_foreign_manifest(tmp_path, kind):
+    from PIL import Image
+
+    from gess.data import load_mat
+    from gess.errors import GessInputError
+    from gess.evaluation.summary import per_sample_scores
+
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    dataset = load_mat(data)
+    recon = tmp_path / "recon"
+    recon.mkdir()
+    for sid, img in zip(dataset.test.stimulus_ids, dataset.test.images):
+        Image.fromarray(img[..., 0]).save(recon / f"{sid}.png")
+    content, needle = _FOREIGN[kind]
+    (recon / "manifest.json").write_text(json.dumps(content))
+    with pytest.raises(GessInputError, match="manifest.json") as exc:
+        per_sample_scores(dataset, list(dataset.test.stimulus_ids), {"cs": recon}, lambda x: x.reshape(len(x), -1) / 255.0)
+    assert needle in str(exc.value)
+
+
+def test_photos_that_are_not_square_are_centre_cropped(tmp_path):
+    """A 4:3 photo (gess split, gess prior train, an own-data folder) is read as its centre square."""
+    from PIL import Image
+
+    from gess.data.images import load_image, load_image_folder
+
+    x = np.zeros((30, 40, 3), np.uint8)
+    x[:, 5:35] = 200  # the centre 30 x 30
+    Image.fromarray(x).save(tmp_path / "a.png")
+    Image.fromarray(np.full((24, 24, 3), 9, np.uint8)).save(tmp_path / "b.png")
+    assert load_image(tmp_path / "a.png").shape == (30, 30, 3) and (load_image(tmp_path / "a.png") == 200).all()
+    images, ids = load_image_folder(tmp_path)
+    assert images.shape == (2, 30, 30, 3) and list(ids) == ["a", "b"]
+
+
+def test_split_and_prior_train_take_4_3_photos(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "photos").mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(tmp_path / "photos" / f"p{i}.png")
+    ok(["split", "--images", tmp_path / "photos", "--out", tmp_path / "s" / "split.json", "--clusters", "2"])
+    ok(["prior", "train", "--images", tmp_path / "photos", "--out", tmp_path / "p", "--steps", "1", "--batch-size", "2",
+        "--image-size", "8", "--block-out-channels", "[8]"])
+
+
+def test_evaluate_refuses_reconstructions_of_mixed_sizes_in_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    from gess.data import load_mat
+
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    recon = tmp_path / "recon"
+    recon.mkdir()
+    for i, sid in enumerate(load_mat(data).test.stimulus_ids):
+        Image.fromarray(np.zeros((16 + i, 16 + i), np.uint8)).save(recon / f"{sid}.png")
+    code, err = run_cli(["evaluate", "--recon", recon, "--data", data, "--out", tmp_path / "m.json"], capsys)
+    assert_one_line_error(code, err, "image size", "17x17")

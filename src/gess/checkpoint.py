@@ -6,14 +6,13 @@ options is refused (bad input naming the first option that differs).
 """
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from gess.errors import GessInputError
-from gess.io import atomic_path, read_json
+from gess.io import atomic_path, json_text, read_json
 from gess.persistence import nest, unnest
 
 
@@ -35,7 +34,8 @@ def save_checkpoint(path: Path, modules: dict, optimizers: dict, generator: torc
     with atomic_path(path) as tmp:
         tmp.mkdir()
         save_file(tensors, str(tmp / "state.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({"step": step, "param_groups": groups, "options": options, **record}))
+        # strict JSON (a diverged loss is written null, read back as NaN by load_checkpoint)
+        (tmp / "state.json").write_text(json_text({"step": step, "param_groups": groups, "options": options, **record}))
 
 
 def check_resumable(path: Path, options: dict) -> dict:
@@ -66,7 +66,18 @@ def load_checkpoint(path: Path, modules: dict, optimizers: dict, generator: torc
                 _, pid, field = key.split(".", 2)
                 state.setdefault(int(pid), {})[field] = v
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"][name]})
+    if "losses" in meta:
+        meta["losses"] = _nan_for_null(meta["losses"])
     return int(meta["step"]), meta
+
+
+def _nan_for_null(values):
+    """Loss curves as saved, a NaN (written null in strict JSON) a NaN again."""
+    if isinstance(values, dict):
+        return {k: _nan_for_null(v) for k, v in values.items()}
+    if isinstance(values, list):
+        return [float("nan") if v is None else _nan_for_null(v) for v in values]
+    return values
 
 
 @contextmanager

@@ -7,23 +7,28 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
-import click
-import typer
+try:  # Ctrl-C while the modules load (`gess` imports this first): the documented line, no traceback
+    import click
+    import typer
 
-from gess.data.extra import ExtraImages
-from gess.data.nsd_prepare import NSDPrepareOptions
-from gess.decoding import GESSDecoder
-from gess.decoding.selfsupervised import SelfSupervisedOptions
-from gess.decoding.structural import StructureOptions
-from gess.encoders import DEFAULT_ENCODER
-from gess.errors import GessInputError
-from gess.generation.cs import CSOptions
-from gess.generation.gg import GGOptions
-from gess.generation.methods import METHODS
-from gess.generation.sampling import SamplingOptions
-from gess.generation.train import TrainOptions
-from gess.options import flags_from
-from gess.plugins import load_plugins
+    from gess.data.extra import ExtraImages
+    from gess.data.nsd_prepare import NSDPrepareOptions
+    from gess.decoding import GESSDecoder
+    from gess.decoding.selfsupervised import SelfSupervisedOptions
+    from gess.decoding.structural import StructureOptions
+    from gess.encoders import DEFAULT_ENCODER
+    from gess.errors import GessInputError
+    from gess.evaluation.registry import PROTOCOLS
+    from gess.generation.cs import CSOptions
+    from gess.generation.gg import GGOptions
+    from gess.generation.methods import METHODS
+    from gess.generation.sampling import SamplingOptions
+    from gess.generation.train import TrainOptions
+    from gess.options import flags_from
+    from gess.plugins import load_plugins
+except KeyboardInterrupt:
+    print("gess: interrupted; finished outputs are kept and a re-run resumes", file=sys.stderr)
+    raise SystemExit(130) from None
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GESS: reconstruct seen images from fMRI, and say which reconstructions to trust.")
@@ -107,8 +112,9 @@ def decode(
 
     from gess import stages
     from gess.data import load_dataset
-    from gess.io import save_npz
+    from gess.io import claim_output_dir, save_npz
 
+    claim_output_dir(out, "decoded")  # a directory of the user's or of another kind is refused before any work
     decoder = GESSDecoder.load(model)
     dataset = load_dataset(data, format)
     result, ids = stages.decode(decoder, dataset)
@@ -123,11 +129,11 @@ def split(
     images: Path = typer.Option(..., "--images", help="folder of images or a dataset path"),
     out: Path = typer.Option(..., "--out", help="split.json to write"),
     encoder: str = ENCODER_OPTION,
-    clusters: int = typer.Option(20, "--clusters"),
+    clusters: int = typer.Option(20, "--clusters", min=2),
     method: str = typer.Option("kernighan-lin", "--method", help="kernighan-lin | stoer-wagner | random"),
     train_side: str = typer.Option("larger", "--train-side", help="larger | smaller"),
-    min_test_fraction: float = typer.Option(0.0, "--min-test-fraction"),
-    seed: int = typer.Option(0, "--seed"),
+    min_test_fraction: float = typer.Option(0.0, "--min-test-fraction", help="a share in [0, 1)"),
+    seed: int = typer.Option(0, "--seed", min=0),
 ):
     """The generalized split: K-means clusters cut in two by a minimum cut of their cosine graph."""
     from gess import stages
@@ -135,8 +141,9 @@ def split(
     from gess.encoders import get_encoder
     from gess.io import write_json
     from gess.report.figures import save_split_figure
-    from gess.split import generalized_split, nearest_train_similarity
+    from gess.split import check_split_options, generalized_split, nearest_train_similarity
 
+    check_split_options(clusters, method, train_side, min_test_fraction, seed)  # before any image is encoded
     pics, ids = load_image_folder(images)
     emb = stages.encode_images(get_encoder(encoder), pics)
     result = generalized_split(emb, ids, clusters, method, train_side, min_test_fraction, seed)
@@ -159,13 +166,13 @@ def evaluate(
     recon: Path = typer.Option(..., "--recon", help="directory of <stimulus_id>.png (from `gess reconstruct`)"),
     data: Path = typer.Option(..., "--data", help="the dataset whose test stimuli are the ground truth"),
     out: Path = typer.Option(..., "--out", help="metrics JSON to write"),
-    protocol: str = typer.Option("paper", "--protocol", help="paper | mindeye | brain-diffuser"),
+    protocol: str = typer.Option("paper", "--protocol", help=" | ".join(PROTOCOLS) + " (docs/evaluation.md)"),
     format: str = FORMAT_OPTION,
     encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help="encoder of twoway_embedding when CLIP is absent"),
     clip: Optional[str] = typer.Option(None, "--clip", help="CLIP ViT-L/14 directory or hub id (cache only)"),
     weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="folder of the metric networks' weight files"),
-    trials: int = typer.Option(10, "--trials"),
-    seed: int = typer.Option(0, "--seed"),
+    trials: int = typer.Option(10, "--trials", min=1),
+    seed: int = typer.Option(0, "--seed", min=0),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="score the reconstructions present when some "
                                        "are missing (marked partial in the metrics file and the table)"),
     decoded: Optional[Path] = typer.Option(None, "--decoded", help="decoded.npz of `gess decode`: adds MindEye's top-1 "
@@ -351,32 +358,52 @@ def _relaunch(argv: list[str]) -> None:
         sys.exit(launch_processes(n, rest))
 
 
+INTERRUPTED = "gess: interrupted; finished outputs are kept and a re-run resumes"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: bad input exits 2 with one line on stderr, other failures exit 1."""
-    usage_errors = (click.ClickException, typer.exceptions.TyperException)  # typer >= 0.29 carries its own click
-    signal.signal(signal.SIGTERM, _interrupt)  # a pre-empted job stops like Ctrl-C: checkpoints are written
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point: bad input exits 2 with one line on stderr, other failures exit 1, Ctrl-C exits 130."""
     try:
+        _main(argv)
+    except KeyboardInterrupt:  # at any point: start-up, plugin loading, argument parsing, an error's report
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(130)
+
+
+def _error(text: str) -> None:
+    """One line on stderr, however many lines ``text`` (a path holding a newline) would make."""
+    from gess.errors import one_line
+
+    print(f"gess: error: {one_line(text)}", file=sys.stderr)
+
+
+def _main(argv: list[str] | None) -> None:
+    usage_errors = (click.ClickException, typer.exceptions.TyperException)  # typer >= 0.29 carries its own click
+    try:
+        signal.signal(signal.SIGTERM, _interrupt)  # a pre-empted job stops like Ctrl-C: checkpoints are written
+        argv = list(sys.argv[1:] if argv is None else argv)
         load_plugins()
         _relaunch(argv)
         result = app(args=argv, standalone_mode=False, prog_name="gess")
         sys.exit(result if isinstance(result, int) else 0)
     except GessInputError as exc:
-        print(f"gess: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         sys.exit(2)
     except (click.exceptions.Exit, typer.Exit) as exc:
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
-        print("gess: interrupted; finished outputs are kept and a re-run resumes", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)
     except usage_errors as exc:  # a wrong flag or flag value: one line, like every bad input
-        print(f"gess: error: {exc.format_message()}", file=sys.stderr)
+        _error(exc.format_message())
         sys.exit(2)
     except OSError as exc:
         if exc.filename is None:
             traceback.print_exc()
             sys.exit(1)
-        print(f"gess: error: {exc.filename}: expected a readable or writable place, got {exc.strerror}", file=sys.stderr)
+        from gess.errors import user_path
+
+        _error(f"{user_path(exc.filename)}: expected a readable or writable place, got {exc.strerror}")
         sys.exit(2)
     except Exception:
         traceback.print_exc()

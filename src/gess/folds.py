@@ -5,25 +5,28 @@ from dataclasses import replace
 
 import numpy as np
 
-from gess.api import decode, fit
+from gess.api import candidate_scores, decode, fit, test_fmri
 from gess.cache import cache_dir, fingerprint
 from gess.data.dataset import Dataset, Split
 from gess.data.extra import ExtraImages
 from gess.decoding import GESSDecoder, StructuralSpace
 from gess.featurecache import encoder_of
-from gess.generation.tuning import tune_cs
+from gess.generation.generate import generate_images
+from gess.generation.sampling import candidate_seed
+from gess.generation.tuning import fold_pixcorr, tune_cs
 from gess.io import read_json, write_json
 from gess.progress import log
 
 
 def held_out_fold_outputs(decoder: GESSDecoder, train: Split, folds: int = 5, seed: int = 0, autoencoder=None,
-                          extra_images: ExtraImages | np.ndarray | str | None = None) -> list[dict]:
+                          extra_images: ExtraImages | np.ndarray | str | None = None, keep_models: bool = False) -> list[dict]:
     """Decoders refitted without each fold of the TRAINING stimuli, decoding that fold.
 
     Only ``train`` is read: the test set never enters tuning (a self-supervised M_s takes
     the held-out fold's fMRI as its unpaired fMRI, and the extra images it was fitted
     with, ``extra_images`` or the source its metadata records). Each fold's dict holds
-    c_prime, c, s, pi_c of its held-out stimuli, their images (``target``) and ids.
+    c_prime, c, s, pi_c of its held-out stimuli, their images (``target``) and ids; with
+    ``keep_models`` also the fold's fitted decoders (``decoder``) and the held-out fMRI (``fmri``).
     """
     encoder = encoder_of(decoder.encoder_)
     space = StructuralSpace.from_config(decoder.structure_space_ or {"size": 64}, autoencoder)
@@ -41,6 +44,8 @@ def held_out_fold_outputs(decoder: GESSDecoder, train: Split, folds: int = 5, se
         lookup = {s: i for i, s in enumerate(heldout.stimulus_ids)}
         outputs.append({"c_prime": d.c_prime, "c": d.c, "s": d.s, "pi_c": d.pi_c, "stimulus_ids": ids,
                         "target": heldout.images[[lookup[s] for s in ids]]})
+        if keep_models:
+            outputs[-1].update(decoder=model, fmri=test_fmri(fold))
     return outputs
 
 
@@ -59,8 +64,7 @@ def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, metho
     with the chosen floor on pi_s and every setting tried).
     """
     floors = cs.tune_min_structure_weights if method == "cs" else (0.0,)
-    key = fingerprint("cs-tuning", decoder.metadata_.get("fingerprint") or decoder.get_params(), train.fmri, train.images,
-                      backend.config(), method, {**sampling.to_dict(), "candidates": None}, cs.to_dict())
+    key = _tuning_key("cs-tuning", decoder, train, backend, method, sampling, cs.to_dict())
     path = cache_dir() / "cs-tuning" / f"{key}.json"
     if path.is_file():
         record = read_json(path)
@@ -74,3 +78,62 @@ def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, metho
     log(console, f"CS chosen on training folds: low-pass x{record['lowpass_factor']}, fraction {record['fraction']}, "
                  f"floor {record['min_structure_weight']}")
     return replace(cs, lowpass_factor=record["lowpass_factor"], fraction=record["fraction"]), record
+
+
+def _tuning_key(name: str, decoder: GESSDecoder, train: Split, backend, method: str, sampling, *more) -> str:
+    """A tuning's cache key: the decoders, the training data, the generator, the method and the sampling settings
+    (less those that the tunings themselves set)."""
+    chosen = {"candidates": None, "tune_candidates": None, "candidate_grid": None, "candidate_tolerance": None}
+    return fingerprint(name, decoder.metadata_.get("fingerprint") or decoder.get_params(), train.fmri, train.images,
+                       backend.config(), method, {**sampling.to_dict(), **chosen}, *more)
+
+
+def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backend, method: str, sampling, cs, gg=None,
+                                      encoder=None, folds: int = 5, console=None) -> tuple[int, dict]:
+    """The number of best-of-N candidates chosen on held-out training folds; cached by content.
+
+    Every held-out training stimulus gets ``max(sampling.candidate_grid)`` candidates (the seeds of
+    :func:`~gess.generation.sampling.candidate_seed`, so the first N are what N candidates would draw);
+    its fold's encoding model picks the best of the first N by brain match, and the pixel correlation of
+    the picks with the stimuli is averaged per N. The smallest N within ``sampling.candidate_tolerance`` of
+    the best is chosen: candidates that buy less than that are not worth their time.
+    Returns (N, a record with every N's held-out pixel correlation).
+    """
+    grid = sorted(set(sampling.candidate_grid))
+    key = _tuning_key("candidate-tuning", decoder, train, backend, method, sampling, cs.to_dict(), grid,
+                      sampling.candidate_tolerance, folds)
+    path = cache_dir() / "candidate-tuning" / f"{key}.json"
+    if path.is_file():
+        record = read_json(path)
+    else:
+        log(console, f"choosing the number of candidates ({method}) on {folds} held-out folds of the training data")
+        outputs = held_out_fold_outputs(decoder, train, folds, autoencoder=backend, keep_models=True)
+        scores = {n: [] for n in grid}
+        for fold in outputs:
+            for n, values in _best_of_prefixes(fold, backend, method, replace(sampling, candidates=1), cs, gg, encoder,
+                                               grid).items():
+                scores[n].append(values)
+        means = {n: float(np.mean(np.concatenate(v))) for n, v in scores.items()}
+        best = max(means.values())
+        chosen = min(n for n, m in means.items() if m >= best - sampling.candidate_tolerance)
+        record = {"candidates": chosen, "pixcorr_by_candidates": {str(n): m for n, m in means.items()}, "folds": folds,
+                  "tolerance": sampling.candidate_tolerance, "tuned_on": [str(s) for s in train.stimulus_ids]}
+        write_json(path, record)
+    log(console, f"candidates chosen on training folds: {record['candidates']} ("
+                 + ", ".join(f"N={n}: {m:.3f}" for n, m in record["pixcorr_by_candidates"].items()) + ")")
+    return int(record["candidates"]), record
+
+
+def _best_of_prefixes(fold: dict, backend, method: str, sampling, cs, gg, encoder, grid: list[int]) -> dict:
+    """Per N in ``grid``: the held-out pixel correlation of the brain's pick among a fold's first N candidates."""
+    most = max(grid)
+    n = len(fold["c"])
+    rows = [(i, k) for i in range(n) for k in range(most)]
+    idx = np.array([i for i, _ in rows])
+    images = generate_images(backend, fold["c_prime"][idx], fold["c"][idx], fold["s"][idx], fold["pi_c"][idx], method,
+                             sampling, seeds=[candidate_seed(i, k) for i, k in rows], cs_options=cs, gg_options=gg,
+                             encoder=encoder)
+    _, matches = candidate_scores(fold["decoder"], images, np.repeat(fold["fmri"], most, axis=0), with_matches=True)
+    quality = fold_pixcorr(images, np.repeat(fold["target"], most, axis=0)).reshape(n, most)
+    matches = np.zeros((n, most)) if matches is None else np.asarray(matches).reshape(n, most)
+    return {k: quality[np.arange(n), matches[:, :k].argmax(1)] for k in grid}

@@ -180,6 +180,8 @@ def legacy_kind(directory: Path) -> str | None:
             return "pixel prior"
     if _legacy_reconstructions(directory):
         return "reconstruction"
+    if _legacy_decoded(directory):
+        return "decoded"
     progress, prepared = _json_or_none(directory / "progress.json"), _json_or_none(directory / "manifest.json")
     if (isinstance(progress, dict) and {"record", "done"} <= set(progress)) or \
             (isinstance(prepared, dict) and {"subject", "files", "voxels"} <= set(prepared)):
@@ -199,6 +201,18 @@ def _legacy_reconstructions(directory: Path) -> bool:
     return bool(found) and all(isinstance(m, list) and m and all(
         isinstance(e, dict) and isinstance(e.get("stimulus_id"), str) and isinstance(e.get("file"), str) for e in m)
         for m in found)
+
+
+def _legacy_decoded(directory: Path) -> bool:
+    """Only a ``decoded.npz`` holding ``c_prime`` and ``pi_c`` (what `gess decode` wrote before it marked its directory)."""
+    entries = [p for p in directory.iterdir() if not _is_bookkeeping(p)] if directory.is_dir() else []
+    if [p.name for p in entries] != ["decoded.npz"]:
+        return False
+    try:
+        with np.load(entries[0], allow_pickle=False) as z:
+            return {"c_prime", "pi_c", "stimulus_ids"} <= set(z.files)
+    except (OSError, ValueError):
+        return False
 
 
 def _json_or_none(path: Path) -> Any:

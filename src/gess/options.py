@@ -230,13 +230,72 @@ def to_dict(options) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}
 
 
+def check_numbers(options) -> None:
+    """Every numeric field of a dataclass instance a number of its kind (bad input naming the first that is not).
+
+    What :func:`coerce` checks for a mapping, for an instance made in Python: ``"abc"`` or ``None``
+    given for a float is refused here, before a subclass's own checks compare it with a number.
+    numpy scalars count as the numbers they are.
+    """
+    import numbers
+
+    for spec in option_specs(type(options)):
+        kind = _number_kind(spec.annotation)
+        if kind is None:
+            continue
+        value, optional, many = getattr(options, spec.name), *kind[1:]
+        if value is None and optional:
+            continue
+        items = value if many and isinstance(value, (list, tuple)) else None if many else [value]
+        want = numbers.Real if kind[0] is float else numbers.Integral
+        if items is None or any(isinstance(v, bool) or not isinstance(v, want) for v in items):
+            what = "a finite number" if kind[0] is float else "an integer"
+            raise GessInputError(None, spec.name, f"a list, each {what}" if many else what, _show(value))
+
+
+def _number_kind(annotation) -> tuple[type, bool, bool] | None:
+    """(int or float, None allowed, a list of them) for a numeric annotation; None for any other."""
+    optional = False
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(get_args(annotation))
+        if len(args) != 1:
+            return None
+        annotation = args[0]
+    many = get_origin(annotation) in (tuple, list)
+    if many:
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        if len(set(args)) != 1:
+            return None
+        annotation = args[0]
+    return (annotation, optional, many) if annotation in (int, float) else None
+
+
 class Options:
     """Base of the option dataclasses: ``to_dict()``, the JSON-ready mapping that runs record and fingerprints hash.
 
-    Ranges are checked when an instance is made (a subclass with its own ``__post_init__`` is checked by :func:`build`).
+    Types and ranges are checked whenever an instance is made, also directly in Python: a subclass's own
+    ``__post_init__`` runs between the type check (:func:`check_numbers`) and the range check
+    (:func:`check_ranges`), whether or not it calls ``super().__post_init__()``.
     """
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is None or getattr(own, "_gess_checked", False):
+            return
+
+        @functools.wraps(own)
+        def checked(self) -> None:
+            check_numbers(self)
+            own(self)
+            check_ranges(self)
+
+        checked._gess_checked = True  # type: ignore[attr-defined]
+        cls.__post_init__ = checked  # type: ignore[method-assign]
+
     def __post_init__(self) -> None:
+        check_numbers(self)
         check_ranges(self)
 
     def to_dict(self) -> dict:
@@ -294,6 +353,8 @@ def flags_from(target, param: str, prefix: str = "", skip: tuple[str, ...] = ())
             return command(**kwargs)
 
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        # every generated flag and its declaration (functools.wraps carried the inner decorators' over)
+        wrapper.gess_flags = {**getattr(command, "gess_flags", {}), **{flag: s for s, flag in names.values()}}  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -309,8 +370,22 @@ def _parse_text(text: str, annotation, flag: str):
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         raise GessInputError(flag, None, "a YAML value", repr(text)) from None
-    list_like = any(get_origin(a) in (tuple, list) or a in (tuple, list)
-                    for a in (get_args(annotation) or (annotation,)))
+    alternatives = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    list_like = any(get_origin(a) in (tuple, list) or a in (tuple, list) for a in alternatives)
     if list_like and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         value = [yaml.safe_load(part) for part in str(text).split(",")]
+    if _number_kind(annotation) is not None:  # YAML reads 1e3 and nan as text; a number flag means numbers
+        value = [_number(v) for v in value] if isinstance(value, list) else _number(value)
+    return value
+
+
+def _number(value):
+    """A text that Python reads as a number (``1e3``, ``nan``, ``inf``) as that number; anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    for kind in (int, float):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            pass
     return value

@@ -68,6 +68,26 @@ def _rebalance(graph: nx.Graph, small: set[int], sizes: np.ndarray, min_count: i
     return small
 
 
+def check_split_options(n_clusters: int = 20, method: str = "kernighan-lin", train_side: str = "larger",
+                        min_test_fraction: float = 0.0, seed: int = 0) -> None:
+    """Bad input naming the first of :func:`generalized_split`'s options that is out of its range
+    (``gess split`` checks them before it encodes any image)."""
+    if method not in METHODS:
+        raise GessInputError(None, "method", f"one of {METHODS}", repr(method))
+    if train_side not in ("larger", "smaller"):
+        raise GessInputError(None, "train_side", "'larger' or 'smaller'", repr(train_side))
+    _check_whole(n_clusters, "n_clusters", 2, "at least 2 clusters (a cut needs two sides)")
+    _check_whole(seed, "seed", 0, "a seed, a whole number at least 0")
+    if isinstance(min_test_fraction, bool) or not isinstance(min_test_fraction, (int, float, np.floating)) or \
+            not 0 <= min_test_fraction < 1:  # NaN fails too
+        raise GessInputError(None, "min_test_fraction", "a share of the images in [0, 1)", repr(min_test_fraction))
+
+
+def _check_whole(value, name: str, low: int, expected: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise GessInputError(None, name, expected, repr(value))
+
+
 def generalized_split(embeddings: np.ndarray, ids, n_clusters: int = 20, method: str = "kernighan-lin",
                       train_side: str = "larger", min_test_fraction: float = 0.0, seed: int = 0) -> GeneralizedSplit:
     """Split images into train and test so that test semantics lie outside the training semantics.
@@ -90,10 +110,7 @@ def generalized_split(embeddings: np.ndarray, ids, n_clusters: int = 20, method:
     """
     from sklearn.cluster import KMeans
 
-    if method not in METHODS:
-        raise GessInputError(None, "method", f"one of {METHODS}", repr(method))
-    if train_side not in ("larger", "smaller"):
-        raise GessInputError(None, "train_side", "'larger' or 'smaller'", repr(train_side))
+    check_split_options(n_clusters, method, train_side, min_test_fraction, seed)
     ids = [str(i) for i in ids]
     emb = np.asarray(embeddings, np.float64)
     if len(ids) != len(emb):

@@ -41,7 +41,7 @@ from gess.errors import GessInputError, MissingWeightsError
 from gess.evaluation.retrieval import retrieval
 from gess.evaluation.scoring import evaluate_directory
 from gess.featurecache import encode_images, encoder_of
-from gess.folds import tune_cs_on_training_folds
+from gess.folds import tune_candidates_on_training_folds, tune_cs_on_training_folds
 from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
 from gess.generation.backends import load_backend
 from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
@@ -300,7 +300,7 @@ def _generate(job: ReconstructionJob, shard: Shard) -> dict:
     batches = [list(range(i, min(i + size, n))) for i in range(0, n, size)]
     # a batch is made whole again when any of its images is missing: the same batches, the same bytes
     todo = [b for b in shard.mine(batches) if not all(finished[i] for i in b)]
-    tunes = job.cs.tune and job.method in CS_METHODS
+    tunes = (job.cs.tune and job.method in CS_METHODS) or job.sampling.tune_candidates
     generated = 0
     if todo:
         backend = job.open_generator()  # a finished share never loads it
@@ -317,15 +317,25 @@ def _generate(job: ReconstructionJob, shard: Shard) -> dict:
 
 
 def _tuned(job: ReconstructionJob, backend, shard: Shard) -> tuple[ReconstructionJob, dict]:
-    """The job with CS settings chosen on held-out training folds: the main process tunes, the others read its choice."""
+    """The job with the CS settings, then the number of candidates, chosen on held-out training folds (as asked):
+    the main process tunes, the others read its cached choice."""
     if not shard.is_main:
         shard.wait()
-    chosen, tuning = tune_cs_on_training_folds(job.decoder, job.dataset.train, backend, job.method, job.sampling, job.cs,
-                                               job.console)
+    tuning = {}
+    if job.cs.tune and job.method in CS_METHODS:
+        chosen, tuning = tune_cs_on_training_folds(job.decoder, job.dataset.train, backend, job.method, job.sampling,
+                                                   job.cs, job.console)
+        floor = tuning["min_structure_weight"] if job.method == "cs" else job.sampling.min_structure_weight
+        job = replace(job, cs=chosen, sampling=replace(job.sampling, min_structure_weight=floor))
+    if job.sampling.tune_candidates:
+        encoder = encoder_of(job.decoder.encoder_, job.device) if job.method == "gg" else None
+        n, record = tune_candidates_on_training_folds(job.decoder, job.dataset.train, backend, job.method, job.sampling,
+                                                      job.cs, job.gg, encoder, job.cs.tune_folds, job.console)
+        job = replace(job, sampling=replace(job.sampling, candidates=n))
+        tuning = {**tuning, "candidates": record}
     if shard.is_main:
         shard.wait()
-    sampling = replace(job.sampling, min_structure_weight=tuning["min_structure_weight"]) if job.method == "cs" else job.sampling
-    return replace(job, cs=chosen, sampling=sampling), tuning
+    return job, tuning
 
 
 def _generate_batches(job: ReconstructionJob, backend, order: list[int], by_id: dict, finished: list[bool],
@@ -408,12 +418,39 @@ def evaluate(recon: str | Path, dataset: Dataset, protocol: str = "paper", out: 
              decoded: str | Path | None = None, **options) -> dict:
     """Score ``recon/<stimulus_id>.png`` against the dataset's test stimuli (see :mod:`gess.evaluation.scoring`);
     with ``decoded`` (a ``decoded.npz`` of ``gess decode``), MindEye's retrieval of its ``c_prime`` too."""
+    _refuse_mixed_sizes(Path(recon), dataset.test.stimulus_ids)
     result = evaluate_directory(recon, dataset, protocol, out=None if decoded is not None else out, **options)
     if decoded is not None:
         result["retrieval"] = decoded_retrieval(decoded, dataset, options.get("encoder"))
         if out is not None:
             write_json(out, result)
     return result
+
+
+def _refuse_mixed_sizes(recon: Path, stimulus_ids) -> None:
+    """Reconstructions of more than one size are refused, naming one (their headers are read, not the pixels).
+
+    One size other than the stimuli's is fine: every protocol resizes both to its own sizes.
+    A non-square one counts as its centre square (what :func:`gess.data.images.load_image` reads).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    first = None
+    for sid in dict.fromkeys(str(s) for s in stimulus_ids):
+        path = recon / f"{sid}.png"
+        if not path.is_file():
+            continue
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+        except (OSError, ValueError, UnidentifiedImageError):
+            continue  # refused as unreadable when it is read
+        if first is None:
+            first = (path, min(width, height))
+        elif min(width, height) != first[1]:
+            raise GessInputError(path, "image size", f"{first[1]}x{first[1]} like {first[0].name} (reconstructions all "
+                                 "of one size; one other than the stimuli's is resized as the protocol says)",
+                                 f"{width}x{height}")
 
 
 def decoded_retrieval(decoded: str | Path, dataset: Dataset, encoder: ImageEncoder) -> dict:

@@ -141,8 +141,8 @@ def validate_fmri(fmri: np.ndarray, file: str | Path, field_name: str) -> np.nda
         raise GessInputError(file, field_name, "a 2-D array (trials x voxels)", f"shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise GessInputError(file, field_name, "at least one trial and one voxel", f"shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise GessInputError(file, field_name, "numeric values", f"dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise GessInputError(file, field_name, "real numeric values", f"dtype {arr.dtype}")
     if arr.dtype not in (np.float32, np.float16):  # float32/float16 (e.g. memory-mapped) are read as they are
         arr = arr.astype(np.float32)
     for start in range(0, arr.shape[0], 1024):  # row blocks: no full-size boolean array

@@ -48,9 +48,9 @@ def _all_grey(images: np.ndarray) -> bool:
 
 def match_images(images: np.ndarray, side: int, channels: int) -> np.ndarray:
     """uint8 images converted to ``side`` x ``side`` and 1 or 3 channels (to join another set)."""
-    from gess.data.images import resize_images, to_rgb
+    from gess.data.images import center_crop, resize_images, to_rgb
 
-    images = resize_images(images, side)
+    images = resize_images(center_crop(images), side)
     if channels == 1 and images.shape[-1] == 3:
         return np.rint(images.mean(-1, keepdims=True)).astype(np.uint8)
     return to_rgb(images) if channels == 3 else images

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gess.data.dataset import Dataset, Split
+from gess.data.dataset import Dataset, Split, validate_fmri
 from gess.data.images import list_images, load_image
 from gess.errors import GessInputError
 
@@ -35,6 +35,28 @@ def _read_table(path: Path) -> dict[str, np.ndarray]:
         raise GessInputError(path, None, "a readable fMRI table (.npz or .h5)", f"unreadable ({type(exc).__name__}: {exc})") from None
 
 
+def _ids(values: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """A 1-D array of stimulus ids as text (strings, UTF-8 bytes or whole numbers), or bad input naming the key."""
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise GessInputError(path, key, "a 1-D array of stimulus ids", f"shape {values.shape}")
+    if values.dtype.kind == "S" or values.dtype.kind == "O" and all(isinstance(v, bytes) for v in values):
+        try:
+            return np.array([v.decode("utf-8") for v in values], dtype=str)
+        except UnicodeDecodeError:
+            raise GessInputError(path, key, "stimulus ids as UTF-8 text", "undecodable bytes") from None
+    if values.dtype.kind not in "UiuO" or values.dtype.kind == "O" and not all(isinstance(v, str) for v in values):
+        raise GessInputError(path, key, "stimulus ids (text or whole numbers)", f"dtype {values.dtype}")
+    return values.astype(str)
+
+
+def _file_size(path: Path) -> str:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return f"{im.width}x{im.height}"
+
+
 def load_folder(directory: str | Path, image_size: int | None = None) -> Dataset:
     """Load ``directory/images`` and ``directory/fmri.npz`` (or ``fmri.h5``)."""
     directory = Path(directory)
@@ -48,8 +70,8 @@ def load_folder(directory: str | Path, image_size: int | None = None) -> Dataset
     files = {p.stem: p for p in list_images(directory / "images")}
 
     def side(name: str) -> Split:
-        trial_ids = np.asarray(table[f"{name}_ids"]).astype(str)
-        fmri = table[f"fmri_{name}"]
+        fmri = validate_fmri(table[f"fmri_{name}"], table_path, f"fmri_{name}")
+        trial_ids = _ids(table[f"{name}_ids"], table_path, f"{name}_ids")
         if len(trial_ids) != len(fmri):
             raise GessInputError(table_path, f"{name}_ids", f"{len(fmri)} ids (one per row of fmri_{name})", f"{len(trial_ids)}")
         if len(trial_ids) == 0:
@@ -61,9 +83,10 @@ def load_folder(directory: str | Path, image_size: int | None = None) -> Dataset
         pictures = [load_image(files[u], image_size) for u in unique]
         odd = next((u for u, p in zip(unique, pictures) if p.shape != pictures[0].shape), None)
         if odd is not None:
-            raise GessInputError(files[odd], "image size", f"{pictures[0].shape[1]}x{pictures[0].shape[0]} like "
-                                 f"{files[unique[0]].name} (or pass image_size to resize all)",
-                                 f"{pictures[unique.index(odd)].shape[1]}x{pictures[unique.index(odd)].shape[0]}")
+            first, other = pictures[0].shape[0], pictures[unique.index(odd)].shape[0]
+            raise GessInputError(files[odd], "image size", f"{first}x{first} like {files[unique[0]].name} once "
+                                 "centre-cropped to a square (or pass image_size to resize all)",
+                                 f"{_file_size(files[odd])} ({other}x{other} once cropped)")
         return Split(fmri, trial_ids, np.stack(pictures), np.array(unique))
 
     return Dataset(side("train"), side("test"), name=directory.name, source=str(directory), provenance="user data")

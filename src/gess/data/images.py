@@ -24,17 +24,40 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def load_image(path: str | Path, size: int | None = None) -> np.ndarray:
-    """One image as uint8 (H, W, 3), optionally resized to ``size`` x ``size``."""
+    """One image as uint8 (S, S, 3), square: a non-square one (a 4:3 photo) centre-cropped to its shorter side,
+    then, with ``size``, resized to ``size`` x ``size`` (docs/reliability.md, "Your data")."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im.load()
+            if im.width < 1 or im.height < 1:
+                raise ValueError(f"{im.width}x{im.height} pixels")
+            im = _rgb(im)
+            side = min(im.size)
+            if im.size != (side, side):
+                left, top = (im.width - side) // 2, (im.height - side) // 2
+                im = im.crop((left, top, left + side, top + side))
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.BICUBIC)
             return np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise GessInputError(path, None, "a readable image", f"unreadable ({exc})") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise GessInputError(path, None, "a readable image", f"unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def _rgb(im):
+    """An image of any mode as RGB: 16- and 32-bit grey scaled to 8 bits (PIL's own conversion clips them)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        x = np.asarray(im, dtype=np.float64)
+        finite = x[np.isfinite(x)]
+        hi = float(finite.max()) if finite.size else 0.0
+        lo = min(float(finite.min()) if finite.size else 0.0, 0.0)
+        x = np.nan_to_num(x, nan=lo, posinf=hi, neginf=lo)
+        x = (x - lo) * (255.0 / (hi - lo)) if hi - lo > 255.0 else x - lo
+        from PIL import Image
+
+        im = Image.fromarray(np.clip(np.rint(x), 0, 255).astype(np.uint8), "L")
+    return im.convert("RGB")
 
 
 def load_image_folder(folder: str | Path, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +67,14 @@ def load_image_folder(folder: str | Path, size: int | None = None) -> tuple[np.n
     size = size or first.shape[0]
     images = np.stack([first] + [load_image(f, size) for f in files[1:]])
     return images, np.array([f.stem for f in files])
+
+
+def center_crop(images: np.ndarray) -> np.ndarray:
+    """Images (n, H, W, C) cut to their centre square (the rule of :func:`load_image`); square ones unchanged."""
+    h, w = images.shape[1:3]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return images if h == w else images[:, top:top + side, left:left + side]
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:

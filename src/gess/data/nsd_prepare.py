@@ -46,6 +46,7 @@ import numpy as np
 
 from gess.errors import GessInputError
 from gess.io import claim_output_dir, exclusive_lock, read_json, write_json
+from gess.options import AT_LEAST_1, Options
 
 BETA_SCALE = 300.0  # int16 betas / 300 = percent signal change (NSD data manual)
 # Sessions the papers used: all but each subject's last three (held back from the first public release).
@@ -54,13 +55,13 @@ LEAST_SEEN = {"seen-once": 1, "three-repeats": 3}
 
 
 @dataclass
-class NSDPrepareOptions:
+class NSDPrepareOptions(Options):
     """What `gess prepare nsd` writes."""
 
-    subject: int = field(default=1, metadata={"help": "NSD subject, 1-8"})
+    subject: int = field(default=1, metadata={"help": "NSD subject, 1-8", "range": AT_LEAST_1})
     sessions: int | None = field(default=None, metadata={
         "help": "read sessions 1..N (default: the release the papers used, 37 for subjects 1, 2, 5, 7; "
-                "all but the last three for the others)"})
+                "all but the last three for the others)", "range": AT_LEAST_1})
     # 'all' is the old name of seen-once: refused, naming the new one
     test_set: Literal["seen-once", "three-repeats", "all"] = field(default="seen-once", metadata={
         "help": "seen-once: the shared images seen at least once in the sessions read (Brain-Diffuser's and "
@@ -69,7 +70,7 @@ class NSDPrepareOptions:
     zscore: Literal["train-trials", "all-trials", "none"] = field(default="train-trials", metadata={
         "help": "per-session, per-voxel z-scoring with the mean and sd of the training-image trials, of every "
                 "trial (test-image trials included), or none (betas / 300)"})
-    image_size: int = field(default=425, metadata={"help": "side the stimuli are resized to once"})
+    image_size: int = field(default=425, metadata={"help": "side the stimuli are resized to once", "range": AT_LEAST_1})
     dtype: Literal["float32", "float16"] = field(default="float32", metadata={"help": "precision of the written betas"})
     betas: str = field(default="betas_fithrf_GLMdenoise_RR", metadata={"help": "the beta version folder"})
     keep_trials: bool = field(default=True, metadata={"help": "also write every single trial"})

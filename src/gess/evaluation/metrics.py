@@ -1,4 +1,4 @@
-"""The protocols of docs/evaluation.md: the GESS paper's, MindEye's suite and Brain-Diffuser's variant.
+"""The protocols of docs/evaluation.md: the GESS paper's, MindEye's suite (1 and 2) and Brain-Diffuser's variant.
 
 The built-in metrics are registered here the way any metric is (:mod:`gess.evaluation.registry`);
 :func:`evaluate` computes every registered metric of a protocol.
@@ -10,10 +10,10 @@ import torch
 
 from gess.evaluation.identification import distinct_stimuli, paired_correlation, two_way_all_pairs, two_way_random
 from gess.evaluation.networks import SUITE, MetricNetwork, load_network, unavailable_reason
-from gess.evaluation.registry import (PROTOCOLS, Metric, MetricContext, MetricUnavailable, metrics_for, register_metric,
-                                      resize, to_tensor)
+from gess.evaluation.registry import (PROTOCOL_IMAGES, PROTOCOLS, SSIM_READINGS, Metric, MetricContext, MetricUnavailable,
+                                      metrics_for, register_metric, resize, to_tensor)
 
-__all__ = ["PROTOCOLS", "evaluate", "pixcorr", "ssim", "spectral_angle", "rmse_matrix", "cosine_distance_matrix",
+__all__ = ["PROTOCOLS", "evaluate", "protocol_details", "pixcorr", "ssim", "spectral_angle", "rmse_matrix", "cosine_distance_matrix",
            "correlation_distance", "resize", "to_tensor"]
 
 
@@ -22,14 +22,26 @@ def pixcorr(gt: torch.Tensor, rec: torch.Tensor) -> np.ndarray:
     return paired_correlation(gt.flatten(1).numpy(), rec.flatten(1).numpy())
 
 
-def ssim(gt: torch.Tensor, rec: torch.Tensor) -> np.ndarray:
-    """Per-sample SSIM on grey images: Gaussian weights, sigma 1.5, no sample covariance, data range 1."""
+def ssim(gt: torch.Tensor, rec: torch.Tensor, reading: str = "2d") -> np.ndarray:
+    """Per-sample SSIM on grey images: Gaussian weights, sigma 1.5, no sample covariance, data range 1.
+
+    ``reading`` (:data:`~gess.evaluation.registry.SSIM_READINGS`): ``"2d"``, the suite's 2-D window;
+    ``"columns"``, what scikit-image 0.17.2 (pinned by Brain-Diffuser) computes for ``multichannel=True``
+    on a grey (H, W) image: the last axis taken for channels, so a 1-D window down each column, in
+    float64, the columns averaged; today's ``channel_axis=-1`` on the 2-D array.
+    """
     from skimage.color import rgb2gray
     from skimage.metrics import structural_similarity
 
+    if reading not in SSIM_READINGS:
+        raise ValueError(f"SSIM reading must be one of {', '.join(SSIM_READINGS)}, got {reading!r}")
     g = rgb2gray(gt.permute(0, 2, 3, 1).numpy())
     r = rgb2gray(rec.permute(0, 2, 3, 1).numpy())
-    return np.array([structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+    if reading == "columns":
+        g, r = g.astype(np.float64), r.astype(np.float64)  # 0.17.2 filtered in float64 whatever the input
+    columns = {"channel_axis": -1} if reading == "columns" else {}
+    return np.array([structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                           data_range=1.0, **columns)
                      for a, b in zip(g, r)])
 
 
@@ -66,7 +78,7 @@ def _pixcorr(ctx: MetricContext) -> np.ndarray:
 
 
 def _ssim(ctx: MetricContext) -> np.ndarray:
-    return ssim(*ctx.pixel_pair())
+    return ssim(*ctx.pixel_pair(), ctx.images.ssim)
 
 
 def _twoway_pixels(distance):
@@ -106,7 +118,7 @@ def _clip(ctx: MetricContext) -> np.ndarray:
     return two_way_all_pairs(ctx.embed(ctx.clip_encoder, gt), ctx.embed(ctx.clip_encoder, rec), ctx.distinct)
 
 
-_SUITE_PROTOCOLS = ("mindeye", "brain-diffuser")
+_SUITE_PROTOCOLS = ("mindeye", "mindeye2", "brain-diffuser")
 
 
 def _suite_metric(name: str, definition: str) -> Metric:
@@ -133,6 +145,38 @@ register_metric(_suite_metric("swav", "correlation distance of SwAV ResNet-50 fe
 register_metric(Metric("clip", _clip, True, "all-pairs 2-way identification on CLIP ViT-L/14 image embeddings",
                        _SUITE_PROTOCOLS))
 
+
+RESIZE = "bilinear (torch.nn.functional.interpolate, align_corners=False, no antialiasing), each size in turn"
+
+
+def protocol_details(protocol: str) -> dict:
+    """What a protocol computes, for the metrics file: the resizes each image goes through, the SSIM reading,
+    the networks' input sides (written from :data:`~gess.evaluation.registry.PROTOCOL_IMAGES`, not by hand)."""
+    images = PROTOCOL_IMAGES[protocol]
+    suite = protocol in _SUITE_PROTOCOLS
+    details = {
+        "reproduces": images.reproduces,
+        "ground_truth_size": images.ground_truth_size,  # None: the ground truth as the dataset gives it
+        "resize": RESIZE,
+        "pixel_metrics": {"ground_truth_resizes": list(images.ground_truth_chain(images.pixels)),
+                          "reconstruction_resizes": list(images.pixels),
+                          "pixcorr": "Pearson r over all flattened RGB values",
+                          "ssim": f"grey (rgb2gray), Gaussian weights, sigma 1.5, use_sample_covariance False, "
+                                  f"data_range 1.0; {SSIM_READINGS[images.ssim]}",
+                          "ssim_reading": images.ssim},
+    }
+    if suite:
+        inputs = {name: images.network_input or net.input_size for name, net in SUITE.items()}
+        details["networks"] = {"ground_truth_resizes": list(images.ground_truth_chain(images.networks)),
+                               "reconstruction_resizes": list(images.networks),
+                               "input": {**inputs, "clip": "the CLIP encoder's own preprocessing (224)"},
+                               "identification": "all pairs"}
+    else:
+        details["identification"] = ("random draws of another test stimulus (trials per sample, seeded); RMSE and "
+                                     "SAM on pixels at the ground truth's resolution, embeddings of the images as given")
+    return details
+
+
 def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: str = "mindeye", encoder=None,
              weights_dir=None, trials: int = 10, seed: int = 0, networks: dict | None = None, clip_encoder=None) -> dict:
     """Every registered metric of a protocol, with per-sample values.
@@ -146,7 +190,8 @@ def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: st
 
     Returns
     -------
-    dict with "protocol", "n", "metrics", "per_sample" (list of dicts without ids), "unavailable", "embedding_encoder".
+    dict with "protocol", "protocol_details" (:func:`protocol_details`: what exactly was computed), "n", "metrics",
+    "per_sample" (list of dicts without ids), "unavailable", "embedding_encoder".
     """
     if protocol not in PROTOCOLS:
         from gess.errors import GessInputError
@@ -171,5 +216,5 @@ def evaluate(ground_truth: np.ndarray, reconstructions: np.ndarray, protocol: st
         per[metric.name] = values
     metrics = {k: float(np.nanmean(v)) for k, v in per.items()}
     per_sample = [{k: float(v[i]) for k, v in per.items()} for i in range(n)]
-    return {"protocol": protocol, "n": n, "metrics": metrics, "per_sample": per_sample, "unavailable": unavailable,
+    return {"protocol": protocol, "protocol_details": protocol_details(protocol), "n": n, "metrics": metrics, "per_sample": per_sample, "unavailable": unavailable,
             "embedding_encoder": getattr(ctx.encoder, "name", None)}

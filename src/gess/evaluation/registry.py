@@ -27,17 +27,35 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class ProtocolImages:
-    """The resize chains of a protocol: each size in turn, bilinear, from the original images."""
+    """How a protocol reads the images: its resize chains (each size in turn, bilinear, from the images as
+    given), the side its ground truths are stored at first, and its SSIM reading (:data:`SSIM_READINGS`)."""
 
     pixels: tuple[int, ...]            # PixCorr, SSIM
     networks: tuple[int, ...]          # the images handed to a feature network
     network_input: int | None = None   # every network's input side; None: each network's own
+    ground_truth_size: int | None = None  # the ground truths first go to this side (MindEye2 stores them at 224)
+    ssim: str = "2d"                   # a key of SSIM_READINGS
+    reproduces: str = ""               # whose published numbers this reading reproduces
+
+    def ground_truth_chain(self, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """The resizes a ground truth goes through to reach ``sizes`` (the stored size first, when there is one)."""
+        return ((self.ground_truth_size,) if self.ground_truth_size else ()) + tuple(sizes)
 
 
-# the suite resizes to 256 then 425; Brain-Diffuser goes to 425 from the original, networks at 224
-PROTOCOL_IMAGES = {"paper": ProtocolImages((256, 425), (256,)),
-                   "mindeye": ProtocolImages((256, 425), (256,)),
-                   "brain-diffuser": ProtocolImages((425,), (), 224)}
+# how SSIM reads the two grey images (rgb2gray; Gaussian weights, sigma 1.5, no sample covariance, data range 1)
+SSIM_READINGS = {
+    "2d": "2-D Gaussian window (11 x 11, sigma 1.5) over the grey image, mean over the map without its 5-pixel border",
+    "columns": "scikit-image 0.17.2's multichannel=True on a grey (H, W) image: every column is a 'channel', "
+               "a 1-D Gaussian window (11 taps, sigma 1.5) runs down each column, in float64, and the columns' "
+               "SSIMs are averaged (structural_similarity(..., channel_axis=-1) today)",
+}
+
+# the suite resizes to 256 then 425; MindEye2 stores its ground truths at 224 first; Brain-Diffuser goes to 425
+# from the original, networks at 224, and reads SSIM column by column (docs/evaluation.md)
+PROTOCOL_IMAGES = {"paper": ProtocolImages((256, 425), (256,), reproduces="GESS paper"),
+                   "mindeye": ProtocolImages((256, 425), (256,), reproduces="MindEye1"),
+                   "mindeye2": ProtocolImages((256, 425), (256,), ground_truth_size=224, reproduces="MindEye2"),
+                   "brain-diffuser": ProtocolImages((425,), (), 224, ssim="columns", reproduces="Brain-Diffuser")}
 PROTOCOLS = tuple(PROTOCOL_IMAGES)
 
 
@@ -91,12 +109,14 @@ class MetricContext:
         return self._resized("reconstructions", tuple(sizes))
 
     def pixel_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ground truth, reconstructions) at the protocol's pixel-metric resolution."""
-        return self.ground_truth_at(*self.images.pixels), self.reconstructions_at(*self.images.pixels)
+        """(ground truth, reconstructions) at the protocol's pixel-metric resolution (the ground truth from its stored size)."""
+        images = self.images
+        return self.ground_truth_at(*images.ground_truth_chain(images.pixels)), self.reconstructions_at(*images.pixels)
 
     def network_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(ground truth, reconstructions) as the protocol hands them to a feature network."""
-        return self.ground_truth_at(*self.images.networks), self.reconstructions_at(*self.images.networks)
+        images = self.images
+        return self.ground_truth_at(*images.ground_truth_chain(images.networks)), self.reconstructions_at(*images.networks)
 
     def embed(self, encoder, images: torch.Tensor) -> np.ndarray:
         """Encoder features of [0, 1] images, cached by content (ground truths recur across methods)."""

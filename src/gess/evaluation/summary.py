@@ -17,8 +17,9 @@ def per_sample_scores(dataset, test_ids, recon_dirs: dict, encode: Callable[[np.
     but the test stimuli reads the stimulus's digit.
     """
     from gess.data.images import load_image
+    from gess.errors import GessInputError
     from gess.evaluation.trustworthiness import identification_per_sample
-    from gess.io import read_json
+    from gess.manifest import Manifest
 
     test = dataset.test.averaged()
     lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
@@ -32,8 +33,12 @@ def per_sample_scores(dataset, test_ids, recon_dirs: dict, encode: Callable[[np.
         labels = test.labels[[lookup[s] for s in test_ids]]
     out = {}
     for name, directory in recon_dirs.items():
+        manifest = Manifest(directory).read()  # a foreign or hand-edited manifest: bad input naming it
+        absent = [str(s) for s in test_ids if str(s) not in manifest]
+        if absent:
+            raise GessInputError(Path(directory) / "manifest.json", None, "an entry for every test stimulus",
+                                 f"{len(absent)} missing (e.g. {absent[0]})")
         images = np.stack([load_image(Path(directory) / f"{s}.png") for s in test_ids])
-        manifest = {m["stimulus_id"]: m for m in read_json(Path(directory) / "manifest.json")}
         entry = {"accuracy": identification_per_sample(truth_embeddings, encode(images), truth),
                  "trust": np.array([manifest[str(s)].get("trust") if manifest[str(s)].get("trust") is not None
                                     else np.nan for s in test_ids], float)}

@@ -65,7 +65,7 @@ def generate_images(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.n
             target = torch.as_tensor(np.asarray(c[idx], np.float32), device=ref.device)
             guidance = GradientGuidance(pi_s[idx], pi_c[idx], target, ref, encoder, backend.to_images, gg_options, steps)
         z = sample(backend, cond, [seeds[i] for i in idx], steps, sampling.guidance_scale, substitution=substitution,
-                   guidance=guidance)
+                   guidance=guidance, scheduler=sampling.scheduler)
         with torch.no_grad():
             imgs = backend.to_images(z).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
         batch = np.rint(imgs * 255).astype(np.uint8)

@@ -1,5 +1,8 @@
 """The sampling loop: DDIM with classifier-free guidance, short and explicit.
 
+``SamplingOptions.scheduler`` ``model`` swaps DDIM for the scheduler the generator's saved config names
+(:func:`gess.generation.backends.sampling_scheduler`); the default, ``ddim``, is the paper's loop unchanged.
+
 Methods act through two hooks, without forking the loop (diffusers' style):
 ``guidance`` may replace the noise prediction (gradient guidance), and
 ``substitution`` may edit z_{t-1} after each update (component substitution).
@@ -7,15 +10,16 @@ Methods act through two hooks, without forking the loop (diffusers' style):
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 
 from gess.device import resolve_device
 from gess.errors import GessInputError
-from gess.generation.backends import GeneratorBackend
+from gess.generation.backends import SCHEDULERS, GeneratorBackend, sampling_scheduler
 from gess.options import AT_LEAST_1, NON_NEGATIVE, SHARE, Options
 
 
@@ -32,6 +36,17 @@ class SamplingOptions(Options):
     candidates: int = field(default=1, metadata={"help": "draw N candidates per stimulus and keep the one whose "
                                                          "predicted brain response best matches the measured one",
                                                  "range": AT_LEAST_1})
+    tune_candidates: bool = field(default=False, metadata={
+        "help": "choose the number of candidates among candidate_grid on held-out folds of the training data: the "
+                "smallest N within candidate_tolerance pixel correlation of the best (replaces candidates)"})
+    candidate_grid: tuple[int, ...] = field(default=(1, 2, 4, 8), metadata={
+        "help": "the numbers of candidates tune_candidates tries", "range": AT_LEAST_1})
+    candidate_tolerance: float = field(default=0.005, metadata={
+        "help": "with tune_candidates: a larger N must raise the held-out pixel correlation by more than this",
+        "range": NON_NEGATIVE})
+    scheduler: Literal[SCHEDULERS] = field(default="ddim", metadata={
+        "help": "ddim: the paper's DDIM on the generator's noise schedule; model: the scheduler class the "
+                "generator's saved scheduler config names (e.g. DDPMScheduler)"})
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -44,6 +59,8 @@ class SamplingOptions(Options):
             raise GessInputError(None, "batch_size", "at least 1", repr(self.batch_size))
         if not 0.0 <= self.min_structure_weight <= 1.0:
             raise GessInputError(None, "min_structure_weight", "a weight in [0, 1]", repr(self.min_structure_weight))
+        if self.scheduler not in SCHEDULERS:
+            raise GessInputError(None, "scheduler", f"one of {', '.join(SCHEDULERS)}", repr(self.scheduler))
 
 
 def candidate_seed(seed: int, index: int) -> int:
@@ -72,24 +89,56 @@ def guided_noise(backend: GeneratorBackend, z: torch.Tensor, t, cond: torch.Tens
     return uncond + guidance_scale * (conditional - uncond)
 
 
-def previous_timestep(scheduler, t: int) -> int:
+def previous_timestep(scheduler, t: int, i: int | None = None) -> int:
+    """The timestep the update from ``t`` (the ``i``-th) lands on, negative after the last: DDIM's spacing;
+    for another scheduler (``i`` given) the next timestep of its schedule, -1 after the last."""
+    if i is not None and not _is_ddim(scheduler):
+        timesteps = scheduler.timesteps
+        return int(timesteps[i + 1]) if i + 1 < len(timesteps) else -1
     return int(t) - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
 
 
+def _is_ddim(scheduler) -> bool:
+    from diffusers import DDIMScheduler
+
+    return isinstance(scheduler, DDIMScheduler)
+
+
+def scheduler_noise_seed(seed: int) -> int:
+    """The seed of the noise a stochastic scheduler (DDPM) adds to a sample at each step: from the sample's own seed
+    alone, apart from its initial noise, so a sample's result does not depend on its batch."""
+    digest = hashlib.sha256(f"gess-scheduler-noise:{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def _stepper(scheduler, seeds: Sequence[int], eta: float) -> Callable:
+    """``step(eps, t, z) -> z_prev``: DDIM's with ``eta``; another scheduler's with one seeded generator per sample
+    when it draws noise."""
+    if _is_ddim(scheduler):
+        return lambda eps, t, z: scheduler.step(eps, t, z, eta=eta).prev_sample
+    kwargs = {}
+    if "generator" in inspect.signature(scheduler.step).parameters:
+        kwargs["generator"] = [torch.Generator().manual_seed(scheduler_noise_seed(s)) for s in seeds]
+    return lambda eps, t, z: scheduler.step(eps, t, z, **kwargs).prev_sample
+
+
 def sample(backend: GeneratorBackend, cond: torch.Tensor, seeds: Sequence[int], steps: int = 50, guidance_scale: float = 5.0,
-           eta: float = 0.0, substitution: Callable | None = None, guidance=None) -> torch.Tensor:
-    """Run DDIM from seeded noise; returns the final z in the backend's space.
+           eta: float = 0.0, substitution: Callable | None = None, guidance=None, scheduler: str = "ddim") -> torch.Tensor:
+    """Run DDIM (or the ``scheduler`` chosen, :data:`~gess.generation.backends.SCHEDULERS`) from seeded noise;
+    returns the final z in the backend's space.
 
     Parameters
     ----------
     cond : (N, d) or (N, T, d) conditioning tokens in the backend's normalised space.
     substitution : ``f(i, t, t_prev, z_prev, scheduler) -> z_prev`` applied after each update.
     guidance : object with ``noise(i, t, z, noise_fn, scheduler) -> eps`` replacing the noise prediction.
+    scheduler : ``ddim`` (the paper's: ``backend.scheduler``) or ``model`` (the generator's saved scheduler class).
     """
-    scheduler = backend.scheduler
+    scheduler = sampling_scheduler(backend, scheduler)
     scheduler.set_timesteps(steps)
     device = cond.device
     z = initial_noise(seeds, backend.latent_shape(), device=device, dtype=cond.dtype)
+    step = _stepper(scheduler, seeds, eta)
     for i, t in enumerate(scheduler.timesteps):
         if guidance is not None:
             eps = guidance.noise(i, t, z, lambda x: guided_noise(backend, x, t, cond, guidance_scale), scheduler)
@@ -97,8 +146,8 @@ def sample(backend: GeneratorBackend, cond: torch.Tensor, seeds: Sequence[int], 
             with torch.no_grad():
                 eps = guided_noise(backend, z, t, cond, guidance_scale)
         with torch.no_grad():
-            z_prev = scheduler.step(eps, t, z, eta=eta).prev_sample
+            z_prev = step(eps, t, z)
             if substitution is not None:
-                z_prev = substitution(i, int(t), previous_timestep(scheduler, t), z_prev, scheduler)
+                z_prev = substitution(i, int(t), previous_timestep(scheduler, t, i), z_prev, scheduler)
         z = z_prev
     return z

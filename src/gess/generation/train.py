@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError
 from gess.generation.backends import SCHEDULER_NAME, default_scheduler
-from gess.generation.backends.pixel import PixelAutoencoder, PixelPrior, embedding_statistics
+from gess.generation.backends.pixel import PixelAutoencoder, PixelPrior, embedding_statistics, whitening_projection
 from gess.checkpoint import check_resumable, deferred_interrupts, load_checkpoint, save_checkpoint
 from gess.io import write_json
 from gess.options import AT_LEAST_1, NON_NEGATIVE, POSITIVE, Options, Range, described
@@ -38,6 +38,8 @@ class TrainOptions(Options):
     image_size: int = field(default=32, metadata=described("side of the prior's pixel space", AT_LEAST_1))
     block_out_channels: tuple[int, ...] = field(default=(32, 64, 64), metadata=described("UNet widths, one per level", AT_LEAST_1))
     layers_per_block: int = field(default=1, metadata=described("ResNet layers per UNet level", AT_LEAST_1))
+    conditioning_components: int = field(default=0, metadata=described(
+        "0: the embedding scaled by one global RMS; k: whitened onto its k leading principal components", NON_NEGATIVE))
     cond_dropout: float = field(default=0.1, metadata=described("share of unconditional samples (classifier-free guidance)",
                                                                 Range(0, 1, open_high=True)))
     ema_decay: float = field(default=0.995, metadata=described("EMA of the weights that is saved", Range(0, 1, open_high=True)))
@@ -140,9 +142,12 @@ def train_pixel_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Pat
     data = _to_model_space(images, opts.image_size, channels)
     cond = torch.as_tensor(embeddings, dtype=torch.float32)
     mean, std = embedding_statistics(embeddings)
-    model = PixelPrior(opts.image_size, channels, cond.shape[1], opts.block_out_channels, opts.layers_per_block, encoder.to_dict())
+    model = PixelPrior(opts.image_size, channels, cond.shape[1], opts.block_out_channels, opts.layers_per_block, encoder.to_dict(),
+                       conditioning_components=opts.conditioning_components)
     model.embedding_mean.copy_(mean)
     model.embedding_std.copy_(std)
+    if opts.conditioning_components:
+        model.embedding_projection.copy_(whitening_projection(embeddings, opts.conditioning_components))
     cond = model.normalize(cond)
     ema = PixelPrior(**model.config)
     ema.load_state_dict(model.state_dict())

@@ -27,8 +27,6 @@ def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), 
     samples and their true images ``target`` (uint8, any size). Returns the best CS
     options, the best floor, and every tried setting with its mean pixel correlation.
     """
-    from gess.data.images import resize_images
-
     sampling = sampling or SamplingOptions()
     base = base or CSOptions()
     results = []
@@ -39,11 +37,17 @@ def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), 
             imgs = generate_images(backend, fold["c_prime"], fold["c"], fold["s"], fold["pi_c"], method,
                                replace(sampling, min_structure_weight=floor), seeds=list(range(len(fold["c"]))),
                                cs_options=opts)
-            target = fold["target"]
-            imgs = resize_images(imgs, target.shape[1]).astype(np.float32).mean(-1)
-            scores.append(paired_correlation(imgs, target.astype(np.float32).mean(-1)))
+            scores.append(fold_pixcorr(imgs, fold["target"]))
         results.append({"lowpass_factor": factor, "fraction": fraction, "min_structure_weight": floor,
                         "pixcorr": float(np.mean(np.concatenate(scores)))})
     best = max(results, key=lambda r: r["pixcorr"])
     chosen = replace(base, lowpass_factor=best["lowpass_factor"], fraction=best["fraction"], tune=False)
     return chosen, best["min_structure_weight"], results
+
+
+def fold_pixcorr(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per-image grey pixel correlation of uint8 reconstructions with their stimuli, at the stimuli's side."""
+    from gess.data.images import resize_images
+
+    grey = resize_images(images, targets.shape[1]).astype(np.float32).mean(-1)
+    return paired_correlation(grey, targets.astype(np.float32).mean(-1))

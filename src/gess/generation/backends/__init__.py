@@ -24,6 +24,9 @@ from gess.registry import Registry
 from gess.weights import is_hub_id
 
 SCHEDULER_NAME = "scheduler_config.json"
+# SamplingOptions.scheduler: "ddim", the paper's DDIM on the backend's noise schedule (backend.scheduler);
+# "model", the scheduler class the generator's saved scheduler config names (its ``_class_name``)
+SCHEDULERS = ("ddim", "model")
 
 
 class GeneratorBackend(Protocol):
@@ -33,6 +36,8 @@ class GeneratorBackend(Protocol):
     device: torch.device
     scheduler: object            # a diffusers scheduler (set_timesteps, step, timesteps, alphas_cumprod, config)
     encoder_spec: EncoderSpec    # whose embeddings condition it (checked against the decoders')
+    # optional: ``saved_scheduler_config`` (dict), the scheduler config saved with the weights, read by
+    # ``--scheduler model``; load_backend sets it from the directory (or hub cache) when the backend does not
 
     @classmethod
     def from_pretrained(cls, source: str | Path, device: str | None = None) -> "GeneratorBackend": ...
@@ -112,7 +117,15 @@ def load_backend(source: str | Path, device: str | None = None, name: str | None
     entry = find_backend(source)
     if name is not None and entry.name != name:
         raise GessInputError(source, "generator.backend", f"a '{name}' generator", f"a '{entry.name}' one")
-    return entry.load(source, resolve_device(device))
+    backend = entry.load(source, resolve_device(device))
+    if getattr(backend, "saved_scheduler_config", None) is None:
+        found = saved_scheduler_config(source)
+        try:
+            if found is not None:
+                backend.saved_scheduler_config, backend.saved_scheduler_path = found
+        except AttributeError:  # a backend that takes no attributes: --scheduler model reads its own scheduler
+            pass
+    return backend
 
 
 def default_scheduler():
@@ -120,6 +133,63 @@ def default_scheduler():
 
     return DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True,
                          set_alpha_to_one=True, prediction_type="epsilon")
+
+
+def saved_scheduler_config(source: str | Path) -> tuple[dict, str] | None:
+    """(config, where) of the scheduler saved with a generator: ``scheduler_config.json`` beside a pixel
+    prior, ``scheduler/scheduler_config.json`` in a diffusers pipeline directory or, for a hub id, in the
+    local hub cache; None when there is none (or it is unreadable: ``--scheduler model`` then says so)."""
+    directory = Path(str(source))
+    candidates = [directory / SCHEDULER_NAME, directory / "scheduler" / SCHEDULER_NAME]
+    if not directory.is_dir() and is_hub_id(str(source)):
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(source), f"scheduler/{SCHEDULER_NAME}")
+        except Exception:  # no hub client or an odd cache: no saved config, never a download
+            cached = None
+        candidates = [Path(cached)] if isinstance(cached, str) else []
+    for path in candidates:
+        if path.is_file():
+            try:
+                config = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return None
+            return (config, str(path)) if isinstance(config, dict) else None
+    return None
+
+
+def sampling_scheduler(backend: GeneratorBackend, choice: str = "ddim"):
+    """The scheduler :func:`gess.generation.sampling.sample` steps with, for ``SamplingOptions.scheduler``.
+
+    ``ddim``: ``backend.scheduler`` itself (the paper's DDIM on the backend's noise schedule).
+    ``model``: a new scheduler of the class the saved config names (``_class_name``; a config without one, as
+    ``gess prior train`` writes, is the backend's own DDIM), made by diffusers from that config. Only a
+    scheduler in the space gess samples in is accepted: ``alphas_cumprod`` and ``add_noise`` (CS noises its
+    reference, GG reads x0 through alpha-bar) and unit initial noise (DDPM, DDIM, DPM-Solver, UniPC, PNDM,
+    DEIS, ...); sigma-space ones (Euler, Heun, LMS, KDPM2) are refused.
+    """
+    if choice == "ddim":
+        return backend.scheduler
+    if choice not in SCHEDULERS:
+        raise GessInputError(None, "scheduler", f"one of {', '.join(SCHEDULERS)}", repr(choice))
+    where = getattr(backend, "saved_scheduler_path", None)
+    config = getattr(backend, "saved_scheduler_config", None)
+    if config is None:  # a backend made in Python, or saved without a scheduler config: its own, as configured
+        config = {**dict(backend.scheduler.config), "_class_name": type(backend.scheduler).__name__}
+    name = config.get("_class_name") or type(backend.scheduler).__name__
+    import diffusers
+
+    cls = getattr(diffusers, str(name), None) if str(name).endswith("Scheduler") else None
+    if cls is None or not hasattr(cls, "from_config"):
+        raise GessInputError(where, "_class_name", "a diffusers scheduler class (for --scheduler model)", repr(name))
+    scheduler = cls.from_config(config)
+    sigma = getattr(scheduler, "init_noise_sigma", 1.0)
+    if not (hasattr(scheduler, "alphas_cumprod") and hasattr(scheduler, "add_noise")) or float(sigma) != 1.0:
+        raise GessInputError(where, "_class_name", "a scheduler on the alpha-bar noise schedule gess samples with "
+                             "(DDIM, DDPM, DPMSolverMultistep, UniPC, PNDM, ...; CS and GG need alphas_cumprod and "
+                             "unit initial noise), or --scheduler ddim", f"{name} (a sigma-space scheduler)")
+    return scheduler
 
 
 def _saved_class(directory: Path) -> str | None:

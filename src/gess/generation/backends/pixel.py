@@ -33,14 +33,18 @@ class PixelPrior(nn.Module):
     cond_dim : dimension of the image embedding (1280 for EfficientNet-Lite0).
     block_out_channels, layers_per_block : UNet size.
     encoder : the :class:`~gess.encoders.EncoderSpec` (as a dict) whose embeddings condition the model.
-    embedding_mean, embedding_std : normalisation of the conditioning embeddings
-        (set from the training embeddings); the unconditional input is the zero
-        vector after normalisation.
+    conditioning_components : 0 scales the centred embedding by one global RMS; k > 0
+        whitens it onto its k leading principal components (set from the training
+        embeddings), so the directions that tell images apart reach the network at
+        unit scale however little of the embedding's variance they carry.
+    embedding_mean, embedding_std, embedding_projection : buffers, the normalisation of the
+        conditioning embeddings set from the training embeddings; the unconditional input
+        is the zero vector after normalisation.
     """
 
     def __init__(self, image_size: int = 32, channels: int = 1, cond_dim: int = 1280,
                  block_out_channels=(32, 64, 64), layers_per_block: int = 1, encoder: dict | None = None,
-                 norm_num_groups: int = 8, time_scale_shift: str = "scale_shift"):
+                 norm_num_groups: int = 8, time_scale_shift: str = "scale_shift", conditioning_components: int = 0):
         super().__init__()
         from diffusers import UNet2DModel
 
@@ -53,12 +57,18 @@ class PixelPrior(nn.Module):
                                 class_embed_type="identity", norm_num_groups=norm_num_groups,
                                 resnet_time_scale_shift=time_scale_shift)
         temb = self.unet.time_embedding.linear_2.out_features
-        self.cond_proj = nn.Sequential(nn.Linear(cond_dim, temb), nn.SiLU(), nn.Linear(temb, temb))
+        width = conditioning_components or cond_dim
+        self.cond_proj = nn.Sequential(nn.Linear(width, temb), nn.SiLU(), nn.Linear(temb, temb))
         self.register_buffer("embedding_mean", torch.zeros(cond_dim))
         self.register_buffer("embedding_std", torch.ones(cond_dim))
+        if conditioning_components:
+            self.register_buffer("embedding_projection", torch.zeros(cond_dim, conditioning_components))
 
     def normalize(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return (embeddings - self.embedding_mean) / self.embedding_std
+        centred = embeddings - self.embedding_mean
+        if self.config["conditioning_components"]:
+            return centred @ self.embedding_projection
+        return centred / self.embedding_std
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """cond: (N, d) or (N, T, d) normalised embedding tokens (zeros = unconditional); tokens are averaged."""
@@ -110,6 +120,19 @@ def embedding_statistics(embeddings: np.ndarray) -> tuple[torch.Tensor, torch.Te
     mean = e.mean(0)
     scale = (e - mean).pow(2).mean().sqrt().clamp_min(1e-6)
     return mean, scale.expand_as(mean).clone()
+
+
+def whitening_projection(embeddings: np.ndarray, components: int) -> torch.Tensor:
+    """(d, k): the k leading principal directions of the centred embeddings, each divided by its
+    standard deviation, so the projected training embeddings have unit variance per component."""
+    e = torch.as_tensor(embeddings, dtype=torch.float64)
+    centred = e - e.mean(0)
+    k = min(components, min(centred.shape))
+    _, s, vt = torch.linalg.svd(centred, full_matrices=False)
+    std = (s[:k] / max(len(e) - 1, 1) ** 0.5).clamp_min(1e-6)
+    projection = torch.zeros(e.shape[1], components, dtype=torch.float64)
+    projection[:, :k] = vt[:k].T / std
+    return projection.float()
 
 
 class PixelBackend:
