@@ -16,9 +16,11 @@ int(0.05 * steps) loop indices (all of them when that is 0) and noises the refer
 
 Everything below is written from those definitions, not with gess's helpers: the noise schedule from its betas,
 the DDIM update from the DDIM paper (eta = 0), classifier-free guidance, and phi_N as explicit separable
-resampling matrices of a cubic kernel (Keys), anti-aliased (kernel stretched by the factor) when shrinking. The
-resampling conventions are torch's, as gess's filter documents ("cubic, anti-aliased resize"): down with the
-a = -0.5 kernel, edge weights renormalised; up with the a = -0.75 kernel, edge pixels repeated.
+resampling matrices of a cubic kernel (Keys), anti-aliased (kernel stretched by the factor) when shrinking. Two
+kernels, as gess's ``lowpass`` offers them (``CSOptions.lowpass_kernel``):
+* ``"bicubic"`` (the default, the paper preset): torch's conventions, down with the a = -0.5 kernel, edge weights
+  renormalised; up with the a = -0.75 kernel, edge pixels repeated;
+* ``"resizer"`` (the released preset): the release's ILVR ``Resizer``, the a = -0.5 kernel both ways, mirrored edges.
 """
 from __future__ import annotations
 
@@ -67,12 +69,14 @@ def resample_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
-def phi(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """phi_N: down by ``factor`` (to round(side / factor)) and back up, as one linear map per axis."""
+def phi(x: torch.Tensor, factor: float, kernel: str = "bicubic") -> torch.Tensor:
+    """phi_N: down by ``factor`` (to round(side / factor)) and back up, as one linear map per axis; ``kernel``
+    "bicubic" (torch's conventions, :func:`resample_matrix`) or "resizer" (:func:`released_resize_matrix`)."""
+    matrix = {"bicubic": resample_matrix, "resizer": lambda n_in, n_out: released_resize_matrix(n_in, n_out)}[kernel]
     h, w = x.shape[-2:]
     hs, ws = max(1, round(h / factor)), max(1, round(w / factor))
-    rows = resample_matrix(hs, h) @ resample_matrix(h, hs)
-    cols = resample_matrix(ws, w) @ resample_matrix(w, ws)
+    rows = matrix(hs, h) @ matrix(h, hs)
+    cols = matrix(ws, w) @ matrix(w, ws)
     out = np.einsum("ij,ncjk,lk->ncil", rows, x.double().numpy(), cols)
     return torch.from_numpy(out).to(x.dtype)
 
@@ -84,10 +88,10 @@ def q_sample(y: torch.Tensor, t: int, eps: torch.Tensor, abar: np.ndarray) -> to
     return (np.sqrt(abar[t]) * y.double() + np.sqrt(1 - abar[t]) * eps.double()).to(y.dtype)
 
 
-def ilvr_substitution(z_prev, y_t, pi_s, factor):
+def ilvr_substitution(z_prev, y_t, pi_s, factor, kernel="bicubic"):
     """GESS eq. 9 (ILVR's eq. with weight pi_s): z - pi_s phi(z) + pi_s phi(y)."""
     w = torch.as_tensor(np.asarray(pi_s, np.float64)).view(-1, 1, 1, 1)
-    return (z_prev.double() - w * phi(z_prev, factor).double() + w * phi(y_t, factor).double()).float()
+    return (z_prev.double() - w * phi(z_prev, factor, kernel).double() + w * phi(y_t, factor, kernel).double()).float()
 
 
 def first_draws(seeds, shape, draws=1):
@@ -132,16 +136,45 @@ def released_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
-@pytest.mark.xfail(strict=True, reason="gess's F_s enlarges with torch's a = -0.75 cubic and repeats edge pixels; the "
-                                       "release (and ILVR) enlarge with the a = -0.5 cubic and mirror the edges: ~8% "
-                                       "of the low-pass output of white noise differs, even away from the edges")
 def test_lowpass_is_the_released_resizer():
+    """``kernel="resizer"`` is the release's F_s (factor 6 on a side it divides, as there); the default is unchanged."""
+    import torch.nn.functional as F
+
     from gess.generation.filters import lowpass
 
     z = torch.randn(2, 4, 48, 48, generator=torch.Generator().manual_seed(0))
     r = released_resize_matrix(8, 48) @ released_resize_matrix(48, 8)
     released = torch.from_numpy(np.einsum("ij,ncjk,lk->ncil", r, z.double().numpy(), r)).float()
-    torch.testing.assert_close(lowpass(z, 6.0), released, rtol=0, atol=1e-4)
+    torch.testing.assert_close(lowpass(z, 6.0, kernel="resizer"), released, rtol=0, atol=1e-5)
+    # the default kernel is torch's bicubic, bit for bit as before the option existed ...
+    bicubic = F.interpolate(F.interpolate(z, size=(8, 8), mode="bicubic", antialias=True, align_corners=False),
+                            size=(48, 48), mode="bicubic", align_corners=False)
+    assert torch.equal(lowpass(z, 6.0), bicubic) and torch.equal(lowpass(z, 6.0, kernel="bicubic"), bicubic)
+    # ... and the two differ (the a = -0.75 vs -0.5 cubic up, repeated vs mirrored edges)
+    assert (lowpass(z, 6.0) - released).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("factor,side", [(2.0, 16), (3.0, 12), (2.5, 16), (6.0, 24), (1.5, 16), (4.0, 10)])
+def test_resizer_lowpass_at_other_factors(factor, side):
+    """Any factor > 1 (the small side round(side / factor), the Resizer given both lengths), any batch shape."""
+    from gess.generation.filters import lowpass
+
+    z = torch.randn(3, 2, side, side + 4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(lowpass(z, factor, kernel="resizer"), phi(z, factor, "resizer"), rtol=0, atol=1e-5)
+    assert torch.equal(lowpass(z, 1.0, kernel="resizer"), z)
+    assert lowpass(z.double(), factor, kernel="resizer").dtype == torch.float64
+
+
+def test_the_kernel_is_a_cs_option():
+    from gess.errors import GessInputError
+    from gess.generation.cs import CSOptions
+
+    assert CSOptions().lowpass_kernel == "bicubic"                       # the default (paper) preset
+    assert CSOptions(preset="released").lowpass_kernel == "resizer"      # as released
+    assert CSOptions(preset="released", lowpass_kernel="bicubic").lowpass_kernel == "bicubic"
+    assert CSOptions(preset="released").substitution()["lowpass_kernel"] == "resizer"
+    with pytest.raises(GessInputError):
+        CSOptions(lowpass_kernel="lanczos")
 
 
 @pytest.mark.parametrize("t,t_prev", [(500, 333), (166, -1)])
@@ -183,7 +216,7 @@ class ToyBackend:
         return (0.4 * torch.tanh(z.double()) + cond.double().view(-1, 2, 1, 1) * (1 - tt) + 0.1 * tt).float()
 
 
-def reference_loop(cond, seeds, steps, guidance, ref, pi_s, factor, fraction, tau, noise_at, cs_seeds):
+def reference_loop(cond, seeds, steps, guidance, ref, pi_s, factor, fraction, tau, noise_at, cs_seeds, kernel="bicubic"):
     """DDIM (eta = 0) with classifier-free guidance (zero embedding unconditional) and the substitution above."""
     backend = ToyBackend()
     abar = alphas_cumprod()
@@ -204,7 +237,7 @@ def reference_loop(cond, seeds, steps, guidance, ref, pi_s, factor, fraction, ta
             w = np.asarray(pi_s, np.float64) * np.exp(-tau * i)
             noise = torch.stack([torch.randn(ref.shape[1:], generator=g) for g in gens])
             y = q_sample(ref, t_prev if noise_at == "previous" else t, noise, abar)
-            z = ilvr_substitution(z, y, w, factor)
+            z = ilvr_substitution(z, y, w, factor, kernel)
     return z
 
 
@@ -222,8 +255,9 @@ def test_cs_sampling_loop_is_ddim_plus_eq_9(preset, steps):
     ours = sample(backend, cond, [4, 5], steps=steps, guidance_scale=5.0, substitution=cs)
 
     p = {**PRESETS[preset], "lowpass_factor": options.lowpass_factor}
+    assert p["lowpass_kernel"] == ("resizer" if preset == "released" else "bicubic")
     expected = reference_loop(cond, [4, 5], steps, 5.0, ref, pi_s, p["lowpass_factor"], p["fraction"], p["tau"],
-                              p["noise_at"], [31, 32])
+                              p["noise_at"], [31, 32], p["lowpass_kernel"])
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)  # float32 over 40 steps vs float64; |z| ~ 30
     plain = reference_loop(cond, [4, 5], steps, 5.0, ref, np.zeros(2), 3.0, 1.0, 0.0, "previous", [31, 32])
     assert (ours - plain).abs().max() > 1e-2  # the substitution did act

@@ -18,7 +18,8 @@ What they do, step by step:
   Resize to the network's size + normalisation, ``create_feature_extractor`` node), ``r = np.corrcoef(reals,
   preds)[:n, n:]``, per reconstruction j the count of ``r[:, j] < r[j, j]``, divided by n - 1, averaged;
   AlexNet nodes features.4 / features.11 at 256, Inception avgpool at 342, CLIP image embedding at 224 with
-  CLIP's normalisation, all others ImageNet's;
+  CLIP's normalisation (the float 256-px images resized bilinearly without anti-aliasing, like every resize
+  there), all others ImageNet's;
 * EffNet-B1 (avgpool, 255) and SwAV (avgpool, 224): ``scipy.spatial.distance.correlation`` per pair, mean.
 
 The networks are small and random, shaped like torchvision's (gess's wrappers take any module with the node):
@@ -219,31 +220,43 @@ def mindeye_clip_features(images, clip):
     return clip(pixel_values=torch.stack([pre(im) for im in images])).image_embeds.float().numpy()
 
 
-def gess_style_clip_features(images, clip):
-    """What gess's "clip" metric feeds the 2-way arithmetic: the 256-px images rounded to uint8 (the encoder's input),
-    resized to 224 bicubic with anti-aliasing (the encoder's own resize), CLIP-normalised, ``image_embeds``."""
+def encoder_style_clip_features(images, clip):
+    """What gess's CLIP *encoder* computes (and what the suite's "clip" metric used to be fed before it followed
+    MindEye): the images rounded to uint8, resized to 224 bicubic with anti-aliasing, CLIP-normalised, ``image_embeds``."""
     x = torch.from_numpy(np.rint(images.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)).permute(0, 3, 1, 2)
     x = torch.nn.functional.interpolate(x.float() / 255, size=(224, 224), mode="bicubic", antialias=True)
     with torch.no_grad():
         return clip(pixel_values=transforms.Normalize(**CLIP)(x)).image_embeds.float().numpy()
 
 
-def test_clip_two_way_is_mindeyes_arithmetic_on_gess_preprocessing(case, gess_result):
-    """Everything but the image resize into CLIP is MindEye's: the 256-px images, the normalisation, the embedding,
-    the all-pairs count (the resize is the discrepancy below)."""
-    gt, rec, _, clip = case
-    expected = mindeye_two_way(gess_style_clip_features(as_mindeye_tensors(gt), clip),
-                               gess_style_clip_features(as_mindeye_tensors(rec), clip))
-    np.testing.assert_array_equal(per_sample(gess_result, "clip"), expected)
-
-
-@pytest.mark.xfail(strict=True, reason="gess's CLIP metric resizes the 256-px images into CLIP with its encoder's "
-                                       "bicubic anti-aliased resize (after rounding them to uint8); MindEye resizes "
-                                       "bilinearly without anti-aliasing: features differ by ~7e-3 (of ~2.5), and on "
-                                       "this case one sample's 2-way score moves 0.0 -> 0.29 (mean 0.518 -> 0.554)")
 def test_clip_two_way_is_mindeyes(case, gess_result):
+    """The 256-px float images, resized bilinearly to 224 without anti-aliasing, CLIP-normalised, the projected
+    embedding, the all-pairs count: MindEye's path exactly."""
     gt, rec, _, clip = case
     g, r = as_mindeye_tensors(gt), as_mindeye_tensors(rec)
-    np.testing.assert_allclose(gess_style_clip_features(g, clip), mindeye_clip_features(g, clip), rtol=0, atol=1e-5)
     expected = mindeye_two_way(mindeye_clip_features(g, clip), mindeye_clip_features(r, clip))
     np.testing.assert_array_equal(per_sample(gess_result, "clip"), expected)
+    assert gess_result["metrics"]["clip"] == pytest.approx(expected.mean(), abs=1e-12)
+    # the case tells the two preprocessings apart: the encoder's own (uint8, bicubic, anti-aliased) moves a score
+    encoder_style = mindeye_two_way(encoder_style_clip_features(g, clip), encoder_style_clip_features(r, clip))
+    assert not np.array_equal(encoder_style, expected)
+    assert np.abs(encoder_style_clip_features(g, clip) - mindeye_clip_features(g, clip)).max() > 1e-3
+
+
+def test_clip_metric_preprocessing_is_recorded(gess_result):
+    networks = gess_result["protocol_details"]["networks"]
+    assert networks["input"]["clip"] == 224
+    assert all(w in networks["clip_preprocessing"] for w in ("bilinear", "no antialiasing", "float", "image_embeds"))
+
+
+def test_the_encoder_keeps_its_own_preprocessing(case):
+    """The paper protocol's embedding 2-way and the decoders use the encoder as it is: uint8 in, bicubic
+    anti-aliased resize; only the suite's "clip" metric takes MindEye's path."""
+    from gess.encoders.clip import CLIPImageEncoder
+
+    gt, _, _, clip = case
+    encoder = CLIPImageEncoder(model=clip, device="cpu")
+    x = torch.from_numpy(gt).permute(0, 3, 1, 2).float() / 255
+    np.testing.assert_allclose(encoder.encode(gt), encoder_style_clip_features(x, clip), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(encoder.encode_suite(as_mindeye_tensors(gt)),
+                               mindeye_clip_features(as_mindeye_tensors(gt), clip), rtol=0, atol=1e-5)

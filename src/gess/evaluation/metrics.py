@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gess.encoders.clip import SUITE_PREPROCESSING as CLIP_SUITE_PREPROCESSING
 from gess.evaluation.identification import distinct_stimuli, paired_correlation, two_way_all_pairs, two_way_random
 from gess.evaluation.networks import SUITE, MetricNetwork, load_network, unavailable_reason
 from gess.evaluation.registry import (PROTOCOL_IMAGES, PROTOCOLS, SSIM_READINGS, Metric, MetricContext, MetricUnavailable,
@@ -114,8 +115,8 @@ def _clip(ctx: MetricContext) -> np.ndarray:
     if ctx.clip_encoder is None:
         raise MetricUnavailable("CLIP ViT-L/14 weights not found in the Hugging Face cache; "
                                 "pass --clip DIR (a saved CLIPVisionModelWithProjection)")
-    gt, rec = ctx.network_pair()
-    return two_way_all_pairs(ctx.embed(ctx.clip_encoder, gt), ctx.embed(ctx.clip_encoder, rec), ctx.distinct)
+    gt, rec = ctx.network_pair()  # float, as the protocol hands them to the networks; MindEye's CLIP preprocessing
+    return two_way_all_pairs(ctx.embed_suite_clip(gt), ctx.embed_suite_clip(rec), ctx.distinct)
 
 
 _SUITE_PROTOCOLS = ("mindeye", "mindeye2", "brain-diffuser")
@@ -169,11 +170,14 @@ def protocol_details(protocol: str) -> dict:
         inputs = {name: images.network_input or net.input_size for name, net in SUITE.items()}
         details["networks"] = {"ground_truth_resizes": list(images.ground_truth_chain(images.networks)),
                                "reconstruction_resizes": list(images.networks),
-                               "input": {**inputs, "clip": "the CLIP encoder's own preprocessing (224)"},
+                               "input": {**inputs, "clip": images.network_input or 224},
+                               "clip_preprocessing": CLIP_SUITE_PREPROCESSING,
                                "identification": "all pairs"}
     else:
         details["identification"] = ("random draws of another test stimulus (trials per sample, seeded); RMSE and "
-                                     "SAM on pixels at the ground truth's resolution, embeddings of the images as given")
+                                     "SAM on pixels at the ground truth's resolution, embeddings of the images as given "
+                                     "(rounded to uint8, the encoder's own preprocessing: for CLIP a bicubic "
+                                     "anti-aliased resize to 224 and CLIP normalisation)")
     return details
 
 

@@ -125,6 +125,20 @@ class MetricContext:
         pixels = np.rint(images.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
         return cached_array("evaluation", fingerprint(pixels, encoder.spec().to_dict()), lambda: encoder.encode(pixels))
 
+    def embed_suite_clip(self, images: torch.Tensor) -> np.ndarray:
+        """CLIP embeddings of [0, 1] images as the suite's "clip" metric takes them: MindEye's preprocessing
+        (the float images, bilinear to 224 without anti-aliasing, CLIP normalisation; ``encode_suite`` of
+        :class:`gess.encoders.clip.CLIPImageEncoder`), cached by content."""
+        from gess.cache import cached_array, fingerprint
+
+        encoder = self.clip_encoder
+        if not callable(getattr(encoder, "encode_suite", None)):
+            raise MetricUnavailable(f"the suite's CLIP metric needs a gess.encoders.clip.CLIPImageEncoder (MindEye's "
+                                    f"preprocessing), got {type(encoder).__name__}")
+        x = images.float().contiguous()
+        key = fingerprint(x.numpy(), encoder.spec().to_dict(), "suite-clip: float, bilinear, no antialias")
+        return cached_array("evaluation", key, lambda: encoder.encode_suite(x))
+
     def _resized(self, which: str, sizes: tuple[int, ...]) -> torch.Tensor:
         if not sizes:
             return getattr(self, which)

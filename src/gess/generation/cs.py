@@ -6,9 +6,10 @@ with w_i = pi_s * exp(-tau * i) during the first ``fraction`` of the steps and 0
 after; pi_s comes from :func:`gess.generation.methods.structure_weight`.
 
 ``PRESETS`` names the paper's equation (every step, no decay, reference noised
-to t-1) and the authors' released behaviour (factor-6 low-pass, first 5% of
-steps, tau 0.5, reference noised to the current t). A field left unset takes the
-preset's value.
+to t-1, torch's bicubic low-pass) and the authors' released behaviour (factor-6
+low-pass with ILVR's ``Resizer``, first 5% of steps, tau 0.5, reference noised to
+the current t). A field left unset takes the preset's value; the default preset,
+``paper``, keeps the ``bicubic`` kernel every measured figure in the docs used.
 
 CS settings do not transfer across resolutions and spaces (docs/generation.md):
 ``tune=True`` chooses the low-pass factor, the share of steps and the floor on
@@ -23,14 +24,13 @@ import numpy as np
 import torch
 
 from gess.errors import GessInputError
-from gess.generation.filters import lowpass
+from gess.generation.filters import LOWPASS_KERNELS, lowpass
 from gess.options import FOLDS, NON_NEGATIVE, SHARE, Options, described
 
 PRESETS = {
-    "paper": dict(lowpass_factor=2.0, fraction=1.0, tau=0.0, noise_at="previous"),
-    "released": dict(lowpass_factor=6.0, fraction=0.05, tau=0.5, noise_at="current"),
+    "paper": dict(lowpass_factor=2.0, lowpass_kernel="bicubic", fraction=1.0, tau=0.0, noise_at="previous"),
+    "released": dict(lowpass_factor=6.0, lowpass_kernel="resizer", fraction=0.05, tau=0.5, noise_at="current"),
 }
-
 
 
 @dataclass
@@ -40,6 +40,9 @@ class CSOptions(Options):
     preset: Literal[tuple(PRESETS)] = field(default="paper", metadata=described("paper | released: defaults of the fields below"))
     lowpass_factor: float | None = field(default=None, metadata=described("F_s: resize down by this factor and back",
                                                                           NON_NEGATIVE))
+    lowpass_kernel: Literal[LOWPASS_KERNELS] | None = field(
+        default=None, metadata=described("F_s's resize: bicubic (torch's; the paper preset, the default) or resizer "
+                                         "(ILVR's Resizer, as released; the released preset)"))
     fraction: float | None = field(default=None, metadata=described("share of the steps (from the noisiest) that substitute", SHARE))
     tau: float | None = field(default=None, metadata=described("temporal decay of the CS weight", NON_NEGATIVE))
     noise_at: Literal["previous", "current"] | None = field(
@@ -59,6 +62,8 @@ class CSOptions(Options):
         for name, value in PRESETS[self.preset].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if self.lowpass_kernel not in LOWPASS_KERNELS:
+            raise GessInputError(None, "lowpass_kernel", f"one of {', '.join(LOWPASS_KERNELS)}", repr(self.lowpass_kernel))
         if not 0.0 <= self.fraction <= 1.0:
             raise GessInputError(None, "fraction", "a share of the steps in [0, 1]", repr(self.fraction))
         if self.tune_folds < 2:
@@ -66,7 +71,7 @@ class CSOptions(Options):
 
     def substitution(self) -> dict:
         """The settings that act on sampling (what a reconstruction's manifest records)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in ("lowpass_factor", "fraction", "tau", "noise_at")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in ("lowpass_factor", "lowpass_kernel", "fraction", "tau", "noise_at")}
 
 
 class ComponentSubstitution:
@@ -108,5 +113,5 @@ class ComponentSubstitution:
         if w is None or not bool((w != 0).any()):
             return z_prev
         ref = self.noised_reference(t_prev if self.options.noise_at == "previous" else t, scheduler)
-        f = self.options.lowpass_factor
-        return z_prev - w * lowpass(z_prev, f) + w * lowpass(ref, f)
+        f, kernel = self.options.lowpass_factor, self.options.lowpass_kernel
+        return z_prev - w * lowpass(z_prev, f, kernel) + w * lowpass(ref, f, kernel)
