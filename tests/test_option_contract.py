@@ -15,7 +15,6 @@ a wrongly typed value ("abc"):
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 

@@ -21,7 +21,7 @@ from gess.encoders.base import EncoderSpec
 from gess.errors import GessInputError
 from gess.generation.backends import SCHEDULER_NAME, default_scheduler
 from gess.generation.backends.pixel import PixelAutoencoder, PixelPrior, embedding_statistics, whitening_projection
-from gess.checkpoint import check_resumable, deferred_interrupts, load_checkpoint, save_checkpoint
+from gess.checkpoint import deferred_interrupts, load_checkpoint, save_checkpoint
 from gess.io import write_json
 from gess.options import AT_LEAST_1, NON_NEGATIVE, POSITIVE, Options, Range, described
 from gess.progress import progress_bar
