@@ -57,7 +57,8 @@ def _fitted_extra_images(decoder: GESSDecoder, given) -> ExtraImages | None:
     return ExtraImages.coerce(given if given is not None else recorded)
 
 
-def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, method: str, sampling, cs, console=None):
+def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, method: str, sampling, cs, console=None,
+                              fold_outputs=None):
     """CS settings chosen by pixel correlation on held-out training folds; cached by content.
 
     Returns (CSOptions with the chosen low-pass factor and share of steps, a record
@@ -70,7 +71,7 @@ def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, metho
         record = read_json(path)
     else:
         log(console, f"tuning CS ({method}) on {cs.tune_folds} held-out folds of the training data")
-        folds = held_out_fold_outputs(decoder, train, cs.tune_folds, autoencoder=backend)
+        folds = fold_outputs() if fold_outputs else held_out_fold_outputs(decoder, train, cs.tune_folds, autoencoder=backend)
         best, floor, grid = tune_cs(backend, folds, cs.tune_lowpass_factors, cs.tune_fractions, sampling, method, floors, cs)
         record = {"lowpass_factor": best.lowpass_factor, "fraction": best.fraction, "min_structure_weight": floor,
                   "folds": cs.tune_folds, "grid": grid, "tuned_on": [str(s) for s in train.stimulus_ids]}
@@ -89,7 +90,7 @@ def _tuning_key(name: str, decoder: GESSDecoder, train: Split, backend, method: 
 
 
 def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backend, method: str, sampling, cs, gg=None,
-                                      encoder=None, folds: int = 5, console=None) -> tuple[int, dict]:
+                                      encoder=None, folds: int = 5, console=None, fold_outputs=None) -> tuple[int, dict]:
     """The number of best-of-N candidates chosen on held-out training folds; cached by content.
 
     Every held-out training stimulus gets ``max(sampling.candidate_grid)`` candidates (the seeds of
@@ -97,7 +98,8 @@ def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backen
     its fold's encoding model picks the best of the first N by brain match, and the pixel correlation of
     the picks with the stimuli is averaged per N. The smallest N within ``sampling.candidate_tolerance`` of
     the best is chosen: candidates that buy less than that are not worth their time.
-    Returns (N, a record with every N's held-out pixel correlation).
+    ``fold_outputs``: a callable returning :func:`held_out_fold_outputs` with ``keep_models`` (shared with the
+    CS tuning so the folds are fitted once). Returns (N, a record with every N's held-out pixel correlation).
     """
     grid = sorted(set(sampling.candidate_grid))
     key = _tuning_key("candidate-tuning", decoder, train, backend, method, sampling, cs.to_dict(), grid,
@@ -107,7 +109,8 @@ def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backen
         record = read_json(path)
     else:
         log(console, f"choosing the number of candidates ({method}) on {folds} held-out folds of the training data")
-        outputs = held_out_fold_outputs(decoder, train, folds, autoencoder=backend, keep_models=True)
+        outputs = fold_outputs() if fold_outputs else held_out_fold_outputs(decoder, train, folds, autoencoder=backend,
+                                                                           keep_models=True)
         scores = {n: [] for n in grid}
         for fold in outputs:
             for n, values in _best_of_prefixes(fold, backend, method, replace(sampling, candidates=1), cs, gg, encoder,

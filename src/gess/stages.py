@@ -17,6 +17,8 @@ one is not. The work itself lives below: :mod:`gess.api` (in memory),
 """
 from __future__ import annotations
 
+import functools
+
 import platform
 import time
 from dataclasses import dataclass, replace
@@ -41,7 +43,7 @@ from gess.errors import GessInputError, MissingWeightsError
 from gess.evaluation.retrieval import retrieval
 from gess.evaluation.scoring import evaluate_directory
 from gess.featurecache import encode_images, encoder_of
-from gess.folds import tune_candidates_on_training_folds, tune_cs_on_training_folds
+from gess.folds import held_out_fold_outputs, tune_candidates_on_training_folds, tune_cs_on_training_folds
 from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
 from gess.generation.backends import load_backend
 from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
@@ -322,15 +324,18 @@ def _tuned(job: ReconstructionJob, backend, shard: Shard) -> tuple[Reconstructio
     if not shard.is_main:
         shard.wait()
     tuning = {}
+    # the decoders refitted on held-out training folds, once for both tunings and only on a cache miss
+    folds = functools.cache(lambda: held_out_fold_outputs(job.decoder, job.dataset.train, job.cs.tune_folds,
+                                                          autoencoder=backend, keep_models=True))
     if job.cs.tune and job.method in CS_METHODS:
         chosen, tuning = tune_cs_on_training_folds(job.decoder, job.dataset.train, backend, job.method, job.sampling,
-                                                   job.cs, job.console)
+                                                   job.cs, job.console, fold_outputs=folds)
         floor = tuning["min_structure_weight"] if job.method == "cs" else job.sampling.min_structure_weight
         job = replace(job, cs=chosen, sampling=replace(job.sampling, min_structure_weight=floor))
     if job.sampling.tune_candidates:
         encoder = encoder_of(job.decoder.encoder_, job.device) if job.method == "gg" else None
         n, record = tune_candidates_on_training_folds(job.decoder, job.dataset.train, backend, job.method, job.sampling,
-                                                      job.cs, job.gg, encoder, job.cs.tune_folds, job.console)
+                                                      job.cs, job.gg, encoder, job.cs.tune_folds, job.console, folds)
         job = replace(job, sampling=replace(job.sampling, candidates=n))
         tuning = {**tuning, "candidates": record}
     if shard.is_main:
