@@ -117,10 +117,11 @@ def test_the_number_of_candidates_is_chosen_on_training_folds_and_recorded(fitte
     root, data = fitted
     out = tmp_path / "tuned"
     ok(["reconstruct", "--model", root / "m", "--data", data, "--generator", root / "p", "--method", "semantic",
-        "--steps", "2", "--tune-candidates", "--candidate-grid", "[1, 2]", "--out", out])
+        "--steps", "2", "--tune-candidates", "--candidate-grid", "[1, 2]", "--candidate-tuning-stimuli", "3",
+        "--out", out])
     entries = json.loads((out / "manifest.json").read_text())
     record = entries[0]["tuned"]["candidates"]
-    assert set(record["pixcorr_by_candidates"]) == {"1", "2"}
+    assert set(record["pixcorr_by_candidates"]) == {"1", "2"} and record["stimuli_scored"] == 3
     means = {int(n): m for n, m in record["pixcorr_by_candidates"].items()}
     best = max(means.values())
     assert record["candidates"] == min(n for n, m in means.items() if m >= best - record["tolerance"])
@@ -144,3 +145,25 @@ def test_best_of_prefixes_picks_by_brain_match_among_the_first_n(monkeypatch):
     assert got[1].tolist() == [0.1, 0.3]      # the first candidate
     assert got[2].tolist() == [0.5, 0.3]      # stimulus 0: candidate 1 matches better; stimulus 1 keeps 0
     assert got[3].tolist() == [0.5, 0.8]      # stimulus 1: candidate 2 matches best
+
+
+def test_candidate_tuning_scores_a_seeded_subset_cut_alike_across_folds():
+    import gess.folds as folds
+
+    outputs = [{"c": np.arange(n)[:, None] + 100 * f, "c_prime": np.arange(n)[:, None] + 100 * f,
+                "s": np.arange(n) + 100 * f, "pi_c": np.arange(n) + 100 * f, "stimulus_ids": [f"{f}-{i}" for i in range(n)],
+                "target": np.arange(n) + 100 * f, "fmri": np.arange(n)[:, None] + 100 * f, "decoder": f"model {f}"}
+               for f, n in enumerate([5, 4, 6])]
+    assert folds._scored_subsets(outputs, None) is outputs and folds._scored_subsets(outputs, 15) is outputs
+    cut = folds._scored_subsets(outputs, 7)
+    assert sum(len(fold["c"]) for fold in cut) == 7
+    for fold in cut:
+        f = int(fold["stimulus_ids"][0].split("-")[0])
+        rows = [int(s.split("-")[1]) for s in fold["stimulus_ids"]]
+        assert fold["decoder"] == f"model {f}"
+        for key in ("c", "c_prime", "fmri"):
+            assert fold[key][:, 0].tolist() == [r + 100 * f for r in rows]
+        for key in ("s", "pi_c", "target"):
+            assert fold[key].tolist() == [r + 100 * f for r in rows]
+    again = folds._scored_subsets(outputs, 7)  # seeded: the same subset again
+    assert [f["stimulus_ids"].tolist() for f in again] == [f["stimulus_ids"].tolist() for f in cut]

@@ -150,6 +150,17 @@ def test_wrong_cs_gg_or_sampling_flag_exits_2_naming_it(tmp_path, capsys, flag, 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command", [["reconstruct", "--model", "m", "--data", "x.mat", "--out", "out"],
+                                     ["evaluate", "--recon", "r", "--data", "x.mat", "--out", "out/m.json"],
+                                     ["split", "--images", "i", "--out", "out/split.json"]], ids=lambda c: c[0])
+def test_a_negative_seed_exits_2_naming_it(tmp_path, capsys, monkeypatch, command):
+    """Every command's --seed is a whole number of at least 0, refused before any input is read."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli([*command, "--seed", "-1"], capsys)
+    assert_one_line_error(code, err, "--seed")
+    assert not (tmp_path / "out").exists()
+
+
 def test_wrong_decoder_or_training_flag_exits_2(tmp_path, capsys):
     path = tmp_path / "x.mat"
     write_mat(path)

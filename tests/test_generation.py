@@ -193,3 +193,17 @@ def test_gradient_guidance_speaks_v_prediction(backend):
     v = torch.randn(2, 1, 16, 16)
     out = gg.noise(0, sched.timesteps[3], z, lambda x: v, sched)
     assert torch.allclose(out, v, atol=1e-4)
+
+
+def test_min_snr_weighting_is_plain_mse_at_zero_and_caps_the_clean_steps():
+    from gess.generation.train import _weighted_noise_loss
+
+    gen = torch.Generator().manual_seed(0)
+    predicted, noise = torch.randn(4, 1, 4, 4, generator=gen), torch.randn(4, 1, 4, 4, generator=gen)
+    alpha_bar = torch.tensor([0.01, 0.5, 0.9, 0.999])
+    assert torch.equal(_weighted_noise_loss(predicted, noise, alpha_bar, 0.0), torch.nn.functional.mse_loss(predicted, noise))
+    per_sample = (predicted - noise).pow(2).flatten(1).mean(1)
+    snr = alpha_bar / (1 - alpha_bar)                       # 0.0101, 1, 9, 999
+    expected = per_sample * torch.tensor([1.0, 1.0, 5 / 9, 5 / 999])
+    assert torch.allclose(_weighted_noise_loss(predicted, noise, alpha_bar, 5.0), expected.mean())
+    assert torch.allclose(snr.clamp(max=5.0) / snr, torch.tensor([1.0, 1.0, 5 / 9, 5 / 999]))

@@ -249,7 +249,7 @@ def reconstruct(
     out: Path = typer.Option(..., "--out"),
     generator: Optional[str] = typer.Option(None, "--generator", help="a trained pixel prior or a Stable unCLIP directory"),
     method: str = typer.Option("cs", "--method", help=" | ".join(METHODS)),
-    seed: int = typer.Option(0, "--seed", help="seed of the first stimulus; the i-th gets seed + i"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the first stimulus; the i-th gets seed + i"),
     format: str = FORMAT_OPTION,
     device: Optional[str] = typer.Option(None, "--device", help="torch device (default: $GESS_DEVICE, else cpu)"),
     sampling: dict = None,

@@ -112,7 +112,7 @@ def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backen
         outputs = fold_outputs() if fold_outputs else held_out_fold_outputs(decoder, train, folds, autoencoder=backend,
                                                                            keep_models=True)
         scores = {n: [] for n in grid}
-        for fold in outputs:
+        for fold in _scored_subsets(outputs, sampling.candidate_tuning_stimuli):
             for n, values in _best_of_prefixes(fold, backend, method, replace(sampling, candidates=1), cs, gg, encoder,
                                                grid).items():
                 scores[n].append(values)
@@ -120,11 +120,29 @@ def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backen
         best = max(means.values())
         chosen = min(n for n, m in means.items() if m >= best - sampling.candidate_tolerance)
         record = {"candidates": chosen, "pixcorr_by_candidates": {str(n): m for n, m in means.items()}, "folds": folds,
+                  "stimuli_scored": int(sum(len(v) for v in scores[grid[0]])),
                   "tolerance": sampling.candidate_tolerance, "tuned_on": [str(s) for s in train.stimulus_ids]}
         write_json(path, record)
     log(console, f"candidates chosen on training folds: {record['candidates']} ("
                  + ", ".join(f"N={n}: {m:.3f}" for n, m in record["pixcorr_by_candidates"].items()) + ")")
     return int(record["candidates"]), record
+
+
+def _scored_subsets(outputs: list[dict], limit: int | None, seed: int = 0) -> list[dict]:
+    """The folds cut to a seeded subset of ``limit`` held-out stimuli in all (None: every one): every per-stimulus
+    array cut alike, the fold's fitted decoders kept; folds left without a stimulus dropped."""
+    sizes = [len(fold["c"]) for fold in outputs]
+    if limit is None or limit >= sum(sizes):
+        return outputs
+    chosen = np.sort(np.random.default_rng(seed).permutation(sum(sizes))[:limit])
+    per_stimulus = ("c_prime", "c", "s", "pi_c", "stimulus_ids", "target", "fmri")
+    subsets, start = [], 0
+    for fold, size in zip(outputs, sizes):
+        rows = chosen[(chosen >= start) & (chosen < start + size)] - start
+        start += size
+        if len(rows):
+            subsets.append({k: (np.asarray(v)[rows] if k in per_stimulus else v) for k, v in fold.items()})
+    return subsets
 
 
 def _best_of_prefixes(fold: dict, backend, method: str, sampling, cs, gg, encoder, grid: list[int]) -> dict:

@@ -78,10 +78,6 @@ class NSDPrepareOptions(Options):
     def __post_init__(self) -> None:
         if self.test_set == "all":
             raise GessInputError(None, "test_set", "seen-once (the new name of 'all') or three-repeats", "'all'")
-        if self.sessions is not None and (isinstance(self.sessions, bool) or self.sessions < 1):
-            raise GessInputError(None, "sessions", "at least 1 session", repr(self.sessions))
-        if self.image_size < 1:
-            raise GessInputError(None, "image_size", "a side of at least 1 pixel", repr(self.image_size))
 
 
 class NSDRelease:

@@ -72,14 +72,6 @@ class SelfSupervisedOptions(Options):
     checkpoint_every: int = field(default=500, metadata=described("steps between resumable checkpoints", AT_LEAST_1))
     seed: int = field(default=0, metadata=described("random seed of initialisation, batches and the held-out split", NON_NEGATIVE))
 
-    def __post_init__(self) -> None:
-        for name in ("steps", "encoder_steps", "batch_size", "width", "validation_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise GessInputError(None, f"self_supervised.{name}", "at least 1", repr(getattr(self, name)))
-        if not 0 <= self.validation_fraction < 1:  # NaN fails too
-            raise GessInputError(None, "self_supervised.validation_fraction", "a share in [0, 1) (0: no early stopping)",
-                                 repr(self.validation_fraction))
-
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(min(8, cout), cout), nn.SiLU())

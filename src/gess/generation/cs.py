@@ -64,10 +64,6 @@ class CSOptions(Options):
                 setattr(self, name, value)
         if self.lowpass_kernel not in LOWPASS_KERNELS:
             raise GessInputError(None, "lowpass_kernel", f"one of {', '.join(LOWPASS_KERNELS)}", repr(self.lowpass_kernel))
-        if not 0.0 <= self.fraction <= 1.0:
-            raise GessInputError(None, "fraction", "a share of the steps in [0, 1]", repr(self.fraction))
-        if self.tune_folds < 2:
-            raise GessInputError(None, "tune_folds", "at least 2 folds", repr(self.tune_folds))
 
     def substitution(self) -> dict:
         """The settings that act on sampling (what a reconstruction's manifest records)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
@@ -44,22 +43,16 @@ class SamplingOptions(Options):
     candidate_tolerance: float = field(default=0.005, metadata={
         "help": "with tune_candidates: a larger N must raise the held-out pixel correlation by more than this",
         "range": NON_NEGATIVE})
+    candidate_tuning_stimuli: int | None = field(default=200, metadata={
+        "help": "with tune_candidates: at most this many held-out training stimuli get candidates (a seeded subset, "
+                "the same share of every fold; null: all of them): the tuning's cost grows with them",
+        "range": AT_LEAST_1})
     scheduler: Literal[SCHEDULERS] = field(default="ddim", metadata={
         "help": "ddim: the paper's DDIM on the generator's noise schedule; model: the scheduler class the "
                 "generator's saved scheduler config names (e.g. DDPMScheduler)"})
 
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise GessInputError(None, "steps", "at least 1 denoising step", repr(self.steps))
-        if not math.isfinite(self.guidance_scale) or self.guidance_scale < 0:
-            raise GessInputError(None, "guidance_scale", "a finite scale, at least 0", repr(self.guidance_scale))
-        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
-            raise GessInputError(None, "candidates", "at least 1 candidate per stimulus", repr(self.candidates))
-        if self.batch_size < 1:
-            raise GessInputError(None, "batch_size", "at least 1", repr(self.batch_size))
-        if not 0.0 <= self.min_structure_weight <= 1.0:
-            raise GessInputError(None, "min_structure_weight", "a weight in [0, 1]", repr(self.min_structure_weight))
-        if self.scheduler not in SCHEDULERS:
+    def __post_init__(self) -> None:  # types and declared ranges: checked around it (gess.options.Options)
+        if self.scheduler not in SCHEDULERS:  # a Literal is checked for configs and flags, not in Python
             raise GessInputError(None, "scheduler", f"one of {', '.join(SCHEDULERS)}", repr(self.scheduler))
 
 

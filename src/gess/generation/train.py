@@ -40,6 +40,9 @@ class TrainOptions(Options):
     layers_per_block: int = field(default=1, metadata=described("ResNet layers per UNet level", AT_LEAST_1))
     conditioning_components: int = field(default=0, metadata=described(
         "0: the embedding scaled by one global RMS; k: whitened onto its k leading principal components", NON_NEGATIVE))
+    min_snr_gamma: float = field(default=0.0, metadata=described(
+        "0: every timestep's noise error weighs the same; g > 0: min(SNR, g) / SNR (Hang et al. 2023), which moves "
+        "weight to the noisy steps where the drawn image's identity is decided", NON_NEGATIVE))
     cond_dropout: float = field(default=0.1, metadata=described("share of unconditional samples (classifier-free guidance)",
                                                                 Range(0, 1, open_high=True)))
     ema_decay: float = field(default=0.995, metadata=described("EMA of the weights that is saved", Range(0, 1, open_high=True)))
@@ -54,9 +57,9 @@ class TrainOptions(Options):
     threads: int | None = field(default=None, metadata=described("torch CPU threads (null: torch's default)", AT_LEAST_1))
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "image_size", "layers_per_block", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise GessInputError(None, name, "at least 1", repr(getattr(self, name)))
+        from gess.options import check_ranges
+
+        check_ranges(self)  # before the rule below (and again after it): a side of -3 is refused as below 1
         if self.image_size % 2 ** (len(self.block_out_channels) - 1):
             raise GessInputError(None, "image_size", f"a multiple of {2 ** (len(self.block_out_channels) - 1)} "
                                  f"({len(self.block_out_channels)} UNet levels)", repr(self.image_size))
@@ -88,6 +91,15 @@ def resume_options(opts: TrainOptions, n_images: int) -> dict:
     return {**opts.to_dict(), "threads": None, "n_images": int(n_images)}
 
 
+def _weighted_noise_loss(predicted: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Mean squared noise error, each sample weighted by min(SNR, gamma) / SNR when gamma > 0 (plain MSE at 0)."""
+    if not gamma:
+        return F.mse_loss(predicted, noise)
+    snr = alpha_bar / (1 - alpha_bar).clamp_min(1e-12)
+    weight = snr.clamp(max=gamma) / snr.clamp_min(1e-12)
+    return (weight * (predicted - noise).pow(2).flatten(1).mean(1)).mean()
+
+
 def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOptions, start: int, losses: list[float],
                  ckpt: Path, resume_key: dict, progress: bool, interrupted=lambda: False) -> None:
     """Steps ``start`` .. ``opts.steps``: one batch each, EMA update, a checkpoint every ``checkpoint_every``.
@@ -109,7 +121,7 @@ def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOption
         # cosine LR decay over the whole run
         for group in optimizer.param_groups:
             group["lr"] = opts.learning_rate * 0.5 * (1 + math.cos(math.pi * step / opts.steps))
-        loss = F.mse_loss(model(xt, t, c), noise)
+        loss = _weighted_noise_loss(model(xt, t, c), noise, abar[t], opts.min_snr_gamma)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
