@@ -196,7 +196,7 @@ def test_gradient_guidance_speaks_v_prediction(backend):
 
 
 def test_min_snr_weighting_is_plain_mse_at_zero_and_caps_the_clean_steps():
-    from gess.generation.train import _weighted_noise_loss
+    from gess.generation.train import _weighted_loss as _weighted_noise_loss
 
     gen = torch.Generator().manual_seed(0)
     predicted, noise = torch.randn(4, 1, 4, 4, generator=gen), torch.randn(4, 1, 4, 4, generator=gen)
@@ -206,3 +206,29 @@ def test_min_snr_weighting_is_plain_mse_at_zero_and_caps_the_clean_steps():
     # SNR = alpha_bar / (1 - alpha_bar): 0.0101, 1, 9, 999; weights min(SNR, 5) / SNR
     expected = per_sample * torch.tensor([1.0, 1.0, 5 / 9, 5 / 999])
     assert torch.allclose(_weighted_noise_loss(predicted, noise, alpha_bar, 5.0), expected.mean())
+
+
+def test_a_v_prediction_prior_learns_v_and_samples_with_its_saved_prediction_type(tmp_path, monkeypatch):
+    import gess.generation.train as train
+    from gess.encoders import EncoderSpec
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (6, 8, 8, 1), dtype=np.uint8)
+    emb = rng.normal(size=(6, 5)).astype(np.float32)
+    seen = []
+    real_loss, real_forward = train._weighted_loss, PixelPrior.forward
+    monkeypatch.setattr(PixelPrior, "forward", lambda self, x, t, c: seen.append((x, t)) or real_forward(self, x, t, c))
+    monkeypatch.setattr(train, "_weighted_loss", lambda p, target, *a: seen.append(target) or real_loss(p, target, *a))
+    opts = train.TrainOptions(steps=2, batch_size=3, image_size=8, block_out_channels=(8, 16), augment=False,
+                              prediction_type="v_prediction")
+    out = train.train_pixel_prior(imgs, emb, tmp_path / "v", EncoderSpec("enc", "enc", 5), opts, progress=False)
+    abar = train.training_scheduler("v_prediction").alphas_cumprod.float()
+    data = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    for (xt, t), v in zip(seen[0::2], seen[1::2]):
+        a = abar[t].view(-1, 1, 1, 1)
+        x0 = a.sqrt() * xt - (1 - a).sqrt() * v        # what v = sqrt(abar) eps - sqrt(1 - abar) x0 implies
+        assert all(torch.isclose(x, data, atol=1e-4).flatten(1).all(1).any() for x in x0)   # a training image
+    backend = PixelBackend.from_pretrained(out)
+    assert backend.scheduler.config.prediction_type == "v_prediction"
+    z = sample(backend, backend.condition(emb[:2]), [1, 2], steps=3, guidance_scale=2.0)
+    assert z.shape == (2, 1, 8, 8) and torch.isfinite(z).all()

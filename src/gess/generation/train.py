@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ class TrainOptions(Options):
     layers_per_block: int = field(default=1, metadata=described("ResNet layers per UNet level", AT_LEAST_1))
     conditioning_components: int = field(default=0, metadata=described(
         "0: the embedding scaled by one global RMS; k: whitened onto its k leading principal components", NON_NEGATIVE))
+    prediction_type: Literal["epsilon", "v_prediction"] = field(default="epsilon", metadata=described(
+        "what the network predicts: epsilon (the noise) or v_prediction (sqrt(abar) eps - sqrt(1 - abar) x0, Salimans "
+        "& Ho 2022), whose image estimate stays bounded at the noisiest steps; saved in the scheduler config"))
     min_snr_gamma: float = field(default=0.0, metadata=described(
         "0: every timestep's noise error weighs the same; g > 0: min(SNR, g) / SNR (Hang et al. 2023), which moves "
         "weight to the noisy steps where the drawn image's identity is decided", NON_NEGATIVE))
@@ -86,18 +90,28 @@ def _to_model_space(images: np.ndarray, size: int, channels: int) -> torch.Tenso
     return PixelAutoencoder(size, channels).encode_images(x)
 
 
+def training_scheduler(prediction_type: str = "epsilon"):
+    """The default noise schedule with the prior's prediction type (what sampling reads back from its saved config)."""
+    scheduler = default_scheduler()
+    if prediction_type == scheduler.config.prediction_type:
+        return scheduler
+    return type(scheduler).from_config({**scheduler.config, "prediction_type": prediction_type})
+
+
 def resume_options(opts: TrainOptions, n_images: int) -> dict:
     """What a checkpoint must have been made with to be resumed (threads may change)."""
     return {**opts.to_dict(), "threads": None, "n_images": int(n_images)}
 
 
-def _weighted_noise_loss(predicted: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Mean squared noise error, each sample weighted by min(SNR, gamma) / SNR when gamma > 0 (plain MSE at 0)."""
+def _weighted_loss(predicted: torch.Tensor, target: torch.Tensor, alpha_bar: torch.Tensor, gamma: float,
+                   prediction_type: str = "epsilon") -> torch.Tensor:
+    """Mean squared error of the prediction; with gamma > 0 each sample weighted by min-SNR-gamma
+    (Hang et al. 2023): min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v."""
     if not gamma:
-        return F.mse_loss(predicted, noise)
+        return F.mse_loss(predicted, target)
     snr = alpha_bar / (1 - alpha_bar).clamp_min(1e-12)
-    weight = snr.clamp(max=gamma) / snr.clamp_min(1e-12)
-    return (weight * (predicted - noise).pow(2).flatten(1).mean(1)).mean()
+    weight = snr.clamp(max=gamma) / (snr.clamp_min(1e-12) if prediction_type == "epsilon" else snr + 1)
+    return (weight * (predicted - target).pow(2).flatten(1).mean(1)).mean()
 
 
 def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOptions, start: int, losses: list[float],
@@ -121,7 +135,8 @@ def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOption
         # cosine LR decay over the whole run
         for group in optimizer.param_groups:
             group["lr"] = opts.learning_rate * 0.5 * (1 + math.cos(math.pi * step / opts.steps))
-        loss = _weighted_noise_loss(model(xt, t, c), noise, abar[t], opts.min_snr_gamma)
+        target = noise if opts.prediction_type == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * x0
+        loss = _weighted_loss(model(xt, t, c), target, abar[t], opts.min_snr_gamma, opts.prediction_type)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -164,7 +179,7 @@ def train_pixel_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Pat
     ema = PixelPrior(**model.config)
     ema.load_state_dict(model.state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.learning_rate, weight_decay=0.0)
-    scheduler = default_scheduler()
+    scheduler = training_scheduler(opts.prediction_type)
     abar = scheduler.alphas_cumprod.float()
     start, losses = 0, []
     ckpt = out / "checkpoint"
