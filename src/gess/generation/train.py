@@ -45,12 +45,15 @@ class TrainOptions(Options):
         "what the network predicts: epsilon (the noise) or v_prediction (sqrt(abar) eps - sqrt(1 - abar) x0, Salimans "
         "& Ho 2022), whose image estimate stays bounded at the noisiest steps; saved in the scheduler config"))
     min_snr_gamma: float = field(default=0.0, metadata=described(
-        "0: every timestep's noise error weighs the same; g > 0: min(SNR, g) / SNR (Hang et al. 2023), which moves "
-        "weight to the noisy steps where the drawn image's identity is decided", NON_NEGATIVE))
+        "0: every timestep's error weighs the same; g > 0: min-SNR-g weighting (Hang et al. 2023; min(SNR, g) / SNR for "
+        "epsilon, / (SNR + 1) for v), which moves weight to the noisy steps where the drawn image's identity is decided",
+        NON_NEGATIVE))
     cond_dropout: float = field(default=0.1, metadata=described("share of unconditional samples (classifier-free guidance)",
                                                                 Range(0, 1, open_high=True)))
     ema_decay: float = field(default=0.995, metadata=described("EMA of the weights that is saved", Range(0, 1, open_high=True)))
-    augment: bool = field(default=True, metadata=described("shifts, rotations and elastic jitter"))
+    augment: bool = field(default=True, metadata=described(
+        "shifts, rotations and elastic jitter of the training images (each keeps its original's embedding: meant for a "
+        "few hundred images; turn it off for a pool of thousands, docs/generation.md)"))
     max_shift: float = field(default=0.06, metadata=described("augmentation shift, share of the side", NON_NEGATIVE))
     max_rotation: float = field(default=10.0, metadata=described("augmentation rotation, degrees", NON_NEGATIVE))
     elastic: float = field(default=0.03, metadata=described("elastic displacement, share of the side", NON_NEGATIVE))
