@@ -1,6 +1,7 @@
 """How faithfully does a pixel prior draw the image an embedding describes? Chooses the guidance scale.
 
     python benchmarks/prior_fidelity.py --demo [--steps 2000]            # trains the demo's prior (cached)
+    python benchmarks/prior_fidelity.py --demo --heldout-share 0.2 --set augment=false   # held-out generator images
     python benchmarks/prior_fidelity.py --prior runs/digit69-mnist-prior --images ../shared/data/digit69/digit69_28x28.mat
 
 Conditions the prior on the TRUE embeddings of images it may learn from (the demo's
@@ -8,6 +9,10 @@ generator images, or a dataset's training stimuli; never a test stimulus), sampl
 one image each, and reports per guidance scale the pixel correlation with the
 conditioning image and the share a digit classifier reads as its digit. The scale
 that draws the most faithful images is the one to use for ``semantic`` and CS.
+
+``--heldout-share`` (demo only) keeps a seeded share of the generator images out of the
+prior's training and conditions on those instead: fidelity to embeddings it never saw,
+still without any test stimulus. ``--set NAME=JSON`` overrides a training option.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ def main():
     ap.add_argument("--demo", action="store_true", help="the demo's prior and generator images")
     ap.add_argument("--steps", type=int, default=None, help="with --demo: prior training steps (default: the demo's)")
     ap.add_argument("--image-size", type=int, default=None, help="with --demo: the prior's side (default: the demo's)")
+    ap.add_argument("--heldout-share", type=float, default=0.0, help="with --demo: share of generator images held out")
+    ap.add_argument("--set", action="append", default=[], help="with --demo: a training option, NAME=JSON (repeatable)")
     ap.add_argument("--prior", help="a trained pixel prior directory")
     ap.add_argument("--images", help="a dataset: its training stimuli are the conditioning images")
     ap.add_argument("--n", type=int, default=120)
@@ -49,14 +56,26 @@ def main():
             config["generator"]["training"]["steps"] = args.steps
         if args.image_size:
             config["generator"]["training"]["image_size"] = args.image_size
+        import json
+
+        for item in args.set:
+            name, value = item.split("=", 1)
+            config["generator"]["training"][name] = json.loads(value)
         cfg = load_run_config(config)
         pool, model = cfg.simulation()
         exp = simulate_experiment(pool, model, lambda im: stages.encode_images(encoder, im), cfg.split.clusters,
                                   cfg.split.method, cfg.split.inside_test, cfg.split.outside_test, cfg.split.seed)
         images, embeddings = exp.generator_images()
-        prior = stages.cached_prior(images, encoder, cfg.generator.training, known_embeddings=embeddings)
         ids = [s for s in exp.world_ids if s not in set(exp.dataset.test.stimulus_ids)]
         labels = np.array([int(str(s)[5]) for s in ids])
+        if args.heldout_share:
+            order = np.random.default_rng(1).permutation(len(images))
+            held = order[:int(round(args.heldout_share * len(images)))]
+            fitted = np.setdiff1d(order, held)
+            prior = stages.cached_prior(images[fitted], encoder, cfg.generator.training, known_embeddings=embeddings[fitted])
+            images, embeddings, labels = images[held], embeddings[held], labels[held]
+        else:
+            prior = stages.cached_prior(images, encoder, cfg.generator.training, known_embeddings=embeddings)
         reader = sklearn_digits_reader(exp.dataset.test.stimulus_ids)
     else:
         from gess.data import load_mat
@@ -68,7 +87,8 @@ def main():
         if train.labels is not None and set(np.unique(train.labels)) <= {1, 2}:  # digit69: 1 six, 2 nine
             labels = np.where(train.labels == 1, 6, 9)
             reader = mnist_reader("../shared/data/mnist/mnist_minus_digit69_test.npz")
-    print(f"prior ready in {time.time() - t0:.0f} s")
+    print(f"prior ready in {time.time() - t0:.0f} s; conditioning on {min(args.n, len(images))} images"
+          + (" it never learnt from" if args.heldout_share else " it learnt from"))
     pick = np.random.default_rng(0).choice(len(images), min(args.n, len(images)), replace=False)
     backend = PixelBackend.from_pretrained(prior)
     side = backend.latent_shape()[-1]
