@@ -51,9 +51,9 @@ class TrainOptions(Options):
     cond_dropout: float = field(default=0.1, metadata=described("share of unconditional samples (classifier-free guidance)",
                                                                 Range(0, 1, open_high=True)))
     ema_decay: float = field(default=0.995, metadata=described("EMA of the weights that is saved", Range(0, 1, open_high=True)))
-    augment: bool = field(default=True, metadata=described(
-        "shifts, rotations and elastic jitter of the training images (each keeps its original's embedding: meant for a "
-        "few hundred images; turn it off for a pool of thousands, docs/generation.md)"))
+    augment: bool = field(default=False, metadata=described(
+        "shifts, rotations and elastic jitter of the training images (each keeps its original's embedding, so the "
+        "pairs disagree; off by default, docs/generation.md)"))
     max_shift: float = field(default=0.06, metadata=described("augmentation shift, share of the side", NON_NEGATIVE))
     max_rotation: float = field(default=10.0, metadata=described("augmentation rotation, degrees", NON_NEGATIVE))
     elastic: float = field(default=0.03, metadata=described("elastic displacement, share of the side", NON_NEGATIVE))
