@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--sampling-steps", type=int, default=25)
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.5, 2.0, 3.0, 5.0])
     args = ap.parse_args()
+    if args.heldout_share and not (args.demo and 0 < args.heldout_share < 1):
+        ap.error("--heldout-share needs --demo and a share strictly between 0 and 1")
     from gess import stages
     from gess.encoders import get_encoder
     from gess.evaluation.identification import paired_correlation

@@ -41,7 +41,9 @@ def main():
     for method_dir in sorted(p for p in (args.run / "recon").iterdir() if p.is_dir() and any(p.glob("*.png"))):
         images, found = load_image_folder(method_dir)[:2]
         order = {str(s): i for i, s in enumerate(found)}
-        if set(map(str, ids)) - set(order):
+        missing = set(map(str, ids)) - set(order)
+        if missing:
+            print(f"{method_dir.name:12s} skipped: {len(missing)} of {len(ids)} test stimuli have no reconstruction")
             continue
         rec = resize_images(images[[order[str(s)] for s in ids]], gt.shape[1])
         r, s = paired_correlation(grey(rec), grey(gt)).mean(), ssim28(gt, rec).mean()

@@ -232,3 +232,11 @@ def test_a_v_prediction_prior_learns_v_and_samples_with_its_saved_prediction_typ
     assert backend.scheduler.config.prediction_type == "v_prediction"
     z = sample(backend, backend.condition(emb[:2]), [1, 2], steps=3, guidance_scale=2.0)
     assert z.shape == (2, 1, 8, 8) and torch.isfinite(z).all()
+
+
+def test_an_unknown_prediction_type_is_refused_from_python_too():
+    from gess.errors import GessInputError
+    from gess.generation.train import TrainOptions
+
+    with pytest.raises(GessInputError, match="prediction_type.*epsilon, v_prediction"):
+        TrainOptions(prediction_type="v")

@@ -44,8 +44,8 @@ class SamplingOptions(Options):
         "help": "with tune_candidates: a larger N must raise the held-out pixel correlation by more than this",
         "range": NON_NEGATIVE})
     candidate_tuning_stimuli: int | None = field(default=200, metadata={
-        "help": "with tune_candidates: at most this many held-out training stimuli get candidates (a seeded subset, "
-                "the same share of every fold; null: all of them): the tuning's cost grows with them",
+        "help": "with tune_candidates: at most this many held-out training stimuli get candidates (one seeded subset "
+                "drawn across the folds; null: all of them): the tuning's cost grows with them",
         "range": AT_LEAST_1})
     scheduler: Literal[SCHEDULERS] = field(default="ddim", metadata={
         "help": "ddim: the paper's DDIM on the generator's noise schedule; model: the scheduler class the "

@@ -1,4 +1,4 @@
-"""Train the pixel prior: epsilon-prediction with condition dropout and light augmentation.
+"""Train the pixel prior: epsilon- or v-prediction with condition dropout (augmentation optional, off by default).
 
 Checkpoints (safetensors + JSON, no pickle) are written to ``OUT/checkpoint`` every
 ``checkpoint_every`` steps, with the random state, so a re-run resumes from the
@@ -29,6 +29,9 @@ from gess.progress import progress_bar
 
 
 
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+
 @dataclass
 class TrainOptions(Options):
     """Training of the pixel prior."""
@@ -41,7 +44,7 @@ class TrainOptions(Options):
     layers_per_block: int = field(default=1, metadata=described("ResNet layers per UNet level", AT_LEAST_1))
     conditioning_components: int = field(default=0, metadata=described(
         "0: the embedding scaled by one global RMS; k: whitened onto its k leading principal components", NON_NEGATIVE))
-    prediction_type: Literal["epsilon", "v_prediction"] = field(default="epsilon", metadata=described(
+    prediction_type: Literal[PREDICTION_TYPES] = field(default="epsilon", metadata=described(
         "what the network predicts: epsilon (the noise) or v_prediction (sqrt(abar) eps - sqrt(1 - abar) x0, Salimans "
         "& Ho 2022), whose image estimate stays bounded at the noisiest steps; saved in the scheduler config"))
     min_snr_gamma: float = field(default=0.0, metadata=described(
@@ -67,6 +70,8 @@ class TrainOptions(Options):
         from gess.options import check_ranges
 
         check_ranges(self)  # before the rule below (and again after it): a side of -3 is refused as below 1
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise GessInputError(None, "prediction_type", f"one of {', '.join(PREDICTION_TYPES)}", repr(self.prediction_type))
         if self.image_size % 2 ** (len(self.block_out_channels) - 1):
             raise GessInputError(None, "image_size", f"a multiple of {2 ** (len(self.block_out_channels) - 1)} "
                                  f"({len(self.block_out_channels)} UNet levels)", repr(self.image_size))

@@ -21,7 +21,8 @@ from gess.persistence import config_args, init_config, load_component, load_modu
 
 
 class PixelPrior(nn.Module):
-    """eps-prediction UNet on (N, C, S, S) images in [-1, 1], conditioned on embedding tokens.
+    """Noise- (or v-) prediction UNet on (N, C, S, S) images in [-1, 1], conditioned on embedding tokens; what it
+    predicts is its scheduler config's ``prediction_type``.
 
     The timestep + embedding vector modulates every ResNet block by a scale and a
     shift (FiLM, ``time_scale_shift="scale_shift"``): with the plain additive bias
