@@ -240,3 +240,12 @@ def test_an_unknown_prediction_type_is_refused_from_python_too():
 
     with pytest.raises(GessInputError, match="prediction_type.*epsilon, v_prediction"):
         TrainOptions(prediction_type="v")
+
+
+@pytest.mark.parametrize("build", [lambda: SamplingOptions(scheduler="euler"), lambda: CSOptions(lowpass_kernel="nearest"),
+                                   lambda: CSOptions(noise_at="later")])
+def test_a_choice_outside_its_literal_is_refused_from_python(build):
+    from gess.errors import GessInputError
+
+    with pytest.raises(GessInputError, match="expected one of"):
+        build()

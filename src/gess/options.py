@@ -220,9 +220,26 @@ def described(text: str, allowed: Range | None = None) -> dict:
 
 
 def check_ranges(options) -> None:
-    """Every field of a dataclass instance within its declared :class:`Range` (bad input naming the first that is not)."""
+    """Every field of a dataclass instance within its declared :class:`Range`, and a ``Literal`` field one of its
+    choices (bad input naming the first that is not)."""
     for spec in option_specs(type(options)):
-        spec.check(getattr(options, spec.name), spec.name)
+        value = getattr(options, spec.name)
+        spec.check(value, spec.name)
+        choices = _choices(spec.annotation)
+        if choices is not None and value not in choices:
+            raise GessInputError(None, spec.name, f"one of {', '.join(str(c) for c in choices if c is not None)}",
+                                 _show(value))
+
+
+def _choices(annotation) -> tuple | None:
+    """The allowed values of a ``Literal`` annotation (with None when it is optional); None for any other."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    if get_origin(annotation) in (Union, types.UnionType):
+        literals = [a for a in get_args(annotation) if get_origin(a) is Literal]
+        if len(literals) == 1:
+            return get_args(literals[0]) + ((None,) if type(None) in get_args(annotation) else ())
+    return None
 
 
 def to_dict(options) -> dict:

@@ -62,8 +62,6 @@ class CSOptions(Options):
         for name, value in PRESETS[self.preset].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        if self.lowpass_kernel not in LOWPASS_KERNELS:
-            raise GessInputError(None, "lowpass_kernel", f"one of {', '.join(LOWPASS_KERNELS)}", repr(self.lowpass_kernel))
 
     def substitution(self) -> dict:
         """The settings that act on sampling (what a reconstruction's manifest records)."""

@@ -17,7 +17,6 @@ from typing import Callable, Literal, Sequence
 import torch
 
 from gess.device import resolve_device
-from gess.errors import GessInputError
 from gess.generation.backends import SCHEDULERS, GeneratorBackend, sampling_scheduler
 from gess.options import AT_LEAST_1, NON_NEGATIVE, SHARE, Options
 
@@ -50,10 +49,6 @@ class SamplingOptions(Options):
     scheduler: Literal[SCHEDULERS] = field(default="ddim", metadata={
         "help": "ddim: the paper's DDIM on the generator's noise schedule; model: the scheduler class the "
                 "generator's saved scheduler config names (e.g. DDPMScheduler)"})
-
-    def __post_init__(self) -> None:  # types and declared ranges: checked around it (gess.options.Options)
-        if self.scheduler not in SCHEDULERS:  # a Literal is checked for configs and flags, not in Python
-            raise GessInputError(None, "scheduler", f"one of {', '.join(SCHEDULERS)}", repr(self.scheduler))
 
 
 def candidate_seed(seed: int, index: int) -> int:

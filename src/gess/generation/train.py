@@ -70,8 +70,6 @@ class TrainOptions(Options):
         from gess.options import check_ranges
 
         check_ranges(self)  # before the rule below (and again after it): a side of -3 is refused as below 1
-        if self.prediction_type not in PREDICTION_TYPES:
-            raise GessInputError(None, "prediction_type", f"one of {', '.join(PREDICTION_TYPES)}", repr(self.prediction_type))
         if self.image_size % 2 ** (len(self.block_out_channels) - 1):
             raise GessInputError(None, "image_size", f"a multiple of {2 ** (len(self.block_out_channels) - 1)} "
                                  f"({len(self.block_out_channels)} UNet levels)", repr(self.image_size))
