@@ -5,7 +5,8 @@ and does it rank samples by how good their semantic cue is?
 
 A. digit69 (real fMRI, V1-V3), all 100 trials pooled (50 sixes, 50 nines). Five folds over the
    sixes: the decoders are fitted on 40 sixes, then decode the 10 held-out sixes (inside) and all
-   50 nines (outside); pi_c is pooled over the folds (50 inside, 250 outside).
+   50 nines (outside); pi_c is pooled over the folds (50 inside, 250 outside). Then the same with
+   the digits' roles swapped (fitted on nines only).
 B. The demo's simulated experiment (``gess.run.DEMO_CONFIG``: scikit-learn digits, generalized
    split, 30 inside + 30 outside test images); ``--demo-seeds`` adds other split seeds.
 
@@ -84,16 +85,17 @@ def run_gates(dataset: Dataset, encoder, space, inside_ids: set, augment=None) -
     return out
 
 
-def digit69(path: str, encoder) -> dict:
+def digit69(path: str, encoder, inside_digit: int = 6) -> dict:
     everything = pooled(load_mat(path))
     digits = np.array([DIGIT[int(label)] for label in everything.labels])
-    sixes, nines = everything.stimulus_ids[digits == 6], everything.stimulus_ids[digits == 9]
+    # "sixes" are the inside digit, "nines" the other
+    sixes, nines = everything.stimulus_ids[digits == inside_digit], everything.stimulus_ids[digits != inside_digit]
     folds = np.array_split(np.random.default_rng(0).permutation(len(sixes)), 5)
     space = StructuralSpace(28, grey=True)
     merged = {}
     for k, held in enumerate(folds):
         dataset = Dataset(everything.subset(np.delete(sixes, held)), everything.subset(np.r_[sixes[held], nines]),
-                          name=f"digit69 sixes fold {k}")
+                          name=f"digit69 {inside_digit}s fold {k}")
         for gate, rows in run_gates(dataset, encoder, space, set(sixes[held])).items():
             for key, value in rows.items():
                 merged.setdefault(gate, {}).setdefault(key, []).append(value)
@@ -147,6 +149,7 @@ def main():
     encoder = get_encoder("efficientnet-lite0")
     report = {"default_gate": DEFAULT_GATE, "experiments": {}}
     report["experiments"]["digit69 sixes-only (5 folds)"] = summarize(digit69(args.data, encoder))
+    report["experiments"]["digit69 nines-only (5 folds)"] = summarize(digit69(args.data, encoder, inside_digit=9))
     print(f"digit69 done: {time.time() - t0:.0f} s", flush=True)
     for seed in args.demo_seeds:
         name = "demo (DEMO_CONFIG split)" if seed == 0 else f"demo, split seed {seed}"

@@ -95,3 +95,57 @@ def test_without_structure_it_reads_the_semantic_cue_alone():
     fitted = make_gate("brain").fit(*_gate_inputs(rng, 30, 8, 3, 2))
     with pytest.raises(ValueError, match="structure"):
         fitted.pi_c(GateInputs(z[:4], C[:4]))
+
+
+# --- brain-residual: minus the squared error of the semantic encoding model's prediction
+
+
+@SETTINGS
+@given(seed=seeds, n=st.integers(12, 30), v=st.integers(3, 15), d=st.integers(1, 5), scale=st.floats(1e-3, 1e3))
+def test_residual_gate_pi_c_is_in_unit_interval_and_finite(seed, n, v, d, scale):
+    rng = np.random.default_rng(seed)
+    train, emb, cross = _gate_inputs(rng, n, v, d, 2)
+    gate = make_gate("brain-residual").fit(train, emb, cross)
+    pi = gate.pi_c(GateInputs(scale * rng.normal(size=(7, v)), scale * rng.normal(size=(7, d))))
+    assert pi.shape == (7,) and np.isfinite(pi).all()
+    assert ((pi >= 0) & (pi <= 1)).all()
+
+
+@pytest.fixture(scope="module")
+def residual_decoder():
+    rng = np.random.default_rng(0)
+    X, C, S = rng.normal(size=(40, 20)), rng.normal(size=(40, 5)), rng.random((40, 3, 3, 1))
+    return GESSDecoder(gate="brain-residual", n_neighbors=3, alignment="reference").fit(X, C, S)
+
+
+@SETTINGS
+@given(seed=seeds, others=st.integers(1, 6))
+def test_residual_gate_a_samples_pi_c_ignores_the_other_samples(residual_decoder, seed, others):
+    X = np.random.default_rng(seed).normal(size=(1 + others, 20))
+    assert np.isclose(residual_decoder.decode(X[:1]).pi_c[0], residual_decoder.decode(X).pi_c[0])
+
+
+def test_residual_gate_save_load_round_trip(tmp_path, residual_decoder):
+    X = np.random.default_rng(1).normal(size=(6, 20))
+    before = residual_decoder.decode(X)
+    residual_decoder.save(tmp_path / "m")
+    again = GESSDecoder.load(tmp_path / "m")
+    assert again.gate_.config() == residual_decoder.gate_.config() and again.gate_.name == "brain-residual"
+    np.testing.assert_array_equal(again.decode(X).pi_c, before.pi_c)
+
+
+def test_residual_gate_is_low_where_the_decoded_semantics_leave_the_response_unexplained():
+    """Responses that the training semantics drive get high pi_c; responses off their span, decoded by the
+    same ridge toward familiar semantics, get low pi_c."""
+    rng = np.random.default_rng(0)
+    n, d, v = 150, 6, 40
+    A = rng.normal(size=(d, v))
+    C = rng.normal(size=(n, d))
+    z = C @ A + 0.5 * rng.normal(size=(n, v))
+    ridge = np.linalg.solve(z.T @ z + 10 * np.eye(v), z.T @ C)  # the decoder the gate will be handed
+    cross = z @ ridge + 0.1 * rng.normal(size=C.shape)
+    gate = make_gate("brain-residual").fit(GateInputs(z, z @ ridge), C, GateInputs(z, cross))
+    familiar = rng.normal(size=(30, d)) @ A + 0.5 * rng.normal(size=(30, v))
+    off_span = 3 * rng.normal(size=(30, v))  # a response the semantic voxels' tuning never produced
+    inside, outside = gate.pi_c(GateInputs(familiar, familiar @ ridge)), gate.pi_c(GateInputs(off_span, off_span @ ridge))
+    assert inside.mean() > 0.3 > 0.1 > outside.mean()

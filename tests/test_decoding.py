@@ -151,7 +151,7 @@ def _fitted(gate="prediction-knn", n=40, v=25, d=6):
     return GESSDecoder(gate=gate, n_neighbors=3).fit(X, C, S, encoder=EncoderSpec("enc-a", "enc-a", d)), rng
 
 
-@pytest.mark.parametrize("gate", ["prediction-knn", "kde", "voxel-knn"])
+@pytest.mark.parametrize("gate", ["prediction-knn", "kde", "voxel-knn", "brain-residual"])
 def test_save_load_roundtrip(tmp_path, gate):
     model, rng = _fitted(gate)
     X = rng.normal(size=(6, 25))
@@ -163,7 +163,7 @@ def test_save_load_roundtrip(tmp_path, gate):
         np.testing.assert_allclose(getattr(before, field), getattr(after, field), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("gate", ["prediction-knn", "kde", "voxel-knn"])
+@pytest.mark.parametrize("gate", ["prediction-knn", "kde", "voxel-knn", "brain-residual"])
 def test_pi_c_does_not_depend_on_the_batch(gate):
     model, rng = _fitted(gate)
     X = rng.normal(size=(8, 25))

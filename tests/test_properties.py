@@ -67,11 +67,11 @@ def fitted_decoders():
     rng = np.random.default_rng(0)
     X, C, S = rng.normal(size=(40, 20)), rng.normal(size=(40, 5)), rng.random((40, 2, 2, 1))
     return {gate: GESSDecoder(gate=gate, n_neighbors=3, alignment="reference").fit(X, C, S)
-            for gate in ("prediction-knn", "kde", "voxel-knn")}
+            for gate in ("prediction-knn", "kde", "voxel-knn", "brain-residual")}
 
 
 @SETTINGS
-@given(seed=seeds, gate=st.sampled_from(["prediction-knn", "kde", "voxel-knn"]), others=st.integers(1, 6))
+@given(seed=seeds, gate=st.sampled_from(["prediction-knn", "kde", "voxel-knn", "brain-residual"]), others=st.integers(1, 6))
 def test_a_samples_pi_c_ignores_the_other_samples(fitted_decoders, seed, gate, others):
     model = fitted_decoders[gate]
     X = gaussian(seed, 1 + others, 20)

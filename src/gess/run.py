@@ -158,9 +158,10 @@ DEMO_CONFIG = {
     "title": "gess demo: simulated fMRI of scikit-learn's digits, a generalized split",
     "dataset": {"simulated": {"images": "sklearn-digits", "n_per_class": 60, "image_size": 32, "n_low": 400,
                               "n_semantic": 600, "snr": 1.0, "rf_resolution": 16, "seed": 0}},
-    # scikit-learn's digits are 8 x 8 pixels: a prior at their own side trains in seconds per hundred steps;
-    # its fidelity per guidance scale: benchmarks/prior_fidelity.py --demo (images it may learn from, no test stimulus)
-    "generator": {"backend": "pixel", "training": {"steps": 3000, "image_size": 8, "block_out_channels": [32, 64]}},
+    # scikit-learn's digits are 8 x 8 pixels: a prior at their own side trains in seconds per hundred steps; its
+    # steps and guidance chosen by benchmarks/prior_fidelity.py --demo --heldout-share 0.2 (generator images it never
+    # learnt from, no test stimulus), within the demo's 5-minute budget (docs/generation.md)
+    "generator": {"backend": "pixel", "training": {"steps": 2000, "image_size": 8, "block_out_channels": [32, 64]}},
     "methods": ["structure", "knn", "semantic", "cs-equal", "cs"],
     "split": {"kind": "generalized", "clusters": 20, "inside_test": 30, "outside_test": 30},
     "protocol": "paper",

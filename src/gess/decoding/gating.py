@@ -15,7 +15,7 @@ sample's pi_c never depends on which other samples are decoded with it:
 
 Gates (``GATES``):
 
-``prediction-knn`` (default)
+``prediction-knn``
     Cosine similarity of the centred decoded embedding c'' to its k nearest
     centred training embeddings. Reference: cross-fitted predictions of the
     training set (each decoded by a ridge that never saw it). How well each gate
@@ -42,6 +42,12 @@ Gates (``GATES``):
     score for each training trial, its decoded cues and its encoding models all
     fitted without its fold. Without structural inputs the score is r_sem alone.
     Measured in docs/gating.md (benchmarks/gate_comparison.py).
+``brain-residual`` (default)
+    How closely the decoded semantics predict the measured response: minus the mean
+    squared error of E_sem(c'') (the brain gate's semantic encoding model) against the
+    z-scored voxels it reads. Ridge decodes an unfamiliar stimulus toward familiar
+    semantics, whose predicted response leaves much of the measured one unexplained.
+    Reference: each training trial's error, its c'' and E_sem fitted without its fold.
 """
 from __future__ import annotations
 
@@ -292,14 +298,15 @@ class BrainGate(Gate):
         return {"voxels": voxels.astype(np.int64), "coef": ridge.coef_[:, voxels].astype(np.float32),
                 "intercept": ridge.intercept_[voxels].astype(np.float32)}
 
-    def _cross_fitted_match(self, x_true, x_decoded, z, folds, groups) -> np.ndarray:
+    def _cross_fitted_match(self, x_true, x_decoded, z, folds, groups, match=None) -> np.ndarray:
         """Each training trial's match, with the encoding model (and its voxels) fitted without the trial's fold."""
-        match = np.zeros(len(z))
+        match = match or _match
+        out = np.zeros(len(z))
         for fold in folds:
             rest = np.setdiff1d(np.arange(len(z)), fold)
             fitted = self._fit_encoding(x_true[rest], z[rest], None if groups is None else np.asarray(groups)[rest])
-            match[fold] = _match(x_decoded[fold], z[fold], fitted["voxels"], fitted["coef"], fitted["intercept"])
-        return match
+            out[fold] = match(x_decoded[fold], z[fold], fitted["voxels"], fitted["coef"], fitted["intercept"])
+        return out
 
     def evidence(self, inputs: GateInputs) -> dict[str, np.ndarray]:
         """r_sem and, when the gate reads structure, r_str of each sample."""
@@ -311,9 +318,9 @@ class BrainGate(Gate):
             out["str"] = self._block_match("str", inputs.structure, z)
         return out
 
-    def _block_match(self, block: str, values: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return _match(self._features(block, values), z, getattr(self, f"{block}_voxels_"),
-                      getattr(self, f"{block}_coef_"), getattr(self, f"{block}_intercept_"))
+    def _block_match(self, block: str, values: np.ndarray, z: np.ndarray, match=None) -> np.ndarray:
+        return (match or _match)(self._features(block, values), z, getattr(self, f"{block}_voxels_"),
+                                 getattr(self, f"{block}_coef_"), getattr(self, f"{block}_intercept_"))
 
     def typicality(self, inputs: GateInputs) -> np.ndarray:
         ev = self.evidence(inputs)
@@ -323,6 +330,32 @@ class BrainGate(Gate):
         super().load_state(arrays)
         self.uses_structure_ = np.array(bool(np.asarray(self.uses_structure_)))
         return self
+
+
+class BrainResidualGate(BrainGate):
+    """How closely the decoded semantics predict the measured response: minus the mean squared error of
+    E_sem(c'') against the z-scored voxels E_sem reads (module doc). Parameters as :class:`BrainGate`'s.
+
+    An unfamiliar stimulus is decoded toward familiar semantics (ridge shrinks it to the training mean), and
+    the response those semantics predict leaves much of what was measured unexplained. A correlation would
+    not see it (it ignores the amplitude of the mismatch); the squared error does.
+    """
+
+    name = "brain-residual"
+    needs_structure = False
+
+    def _fit_scorer(self, train, train_embeddings, cross_fitted):
+        z = np.asarray(train.fmri, np.float32)
+        self.uses_structure_ = np.array(False)
+        x = self._fit_features("sem", train_embeddings)
+        for key, value in self._fit_encoding(x, z, train.groups).items():
+            setattr(self, f"sem_{key}_", value)
+        folds = cv_folds(len(z), self.folds, train.groups)
+        return self._cross_fitted_match(x, self._features("sem", cross_fitted.raw_embeddings), z, folds, train.groups,
+                                        _negative_residual)
+
+    def typicality(self, inputs: GateInputs) -> np.ndarray:
+        return self._block_match("sem", inputs.raw_embeddings, np.asarray(inputs.fmri, np.float32), _negative_residual)
 
 
 def _flat(values: np.ndarray, block: str) -> np.ndarray:
@@ -340,9 +373,15 @@ def _match(x: np.ndarray, z: np.ndarray, voxels: np.ndarray, coef: np.ndarray, i
     return (_standardized_rows(predicted) * _standardized_rows(measured)).sum(1)
 
 
-GATES = {g.name: g for g in (PredictionKNNGate, KDEGate, VoxelKNNGate, BrainGate)}
+def _negative_residual(x: np.ndarray, z: np.ndarray, voxels: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """Minus the mean squared difference of each row's predicted response from its measured one, over ``voxels``."""
+    predicted = np.asarray(x, np.float64) @ coef.astype(np.float64) + intercept
+    return -((np.asarray(z, np.float64)[:, voxels] - predicted) ** 2).mean(1)
+
+
+GATES = {g.name: g for g in (PredictionKNNGate, KDEGate, VoxelKNNGate, BrainGate, BrainResidualGate)}
 GateName = Literal[tuple(GATES)]  # the closed set of gate names, for option validation
-DEFAULT_GATE = "prediction-knn"
+DEFAULT_GATE = "brain-residual"
 
 
 def make_gate(name: str = DEFAULT_GATE, **options) -> Gate:
