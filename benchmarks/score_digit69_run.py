@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -50,8 +51,26 @@ def main():
         right = int((reader.predict(rec) == labels).sum())
         table[method_dir.name] = {"pixcorr": float(r), "ssim": float(s), "right_digit": right, "out_of": len(ids)}
         print(f"{method_dir.name:12s} {r:8.3f} {s:6.3f} {right:>9d}/{len(ids)}")
+    means = seed_means(table)
+    if means:
+        print(f"\nmean over seeds\n{'method':12s} {'pixcorr':>8s} {'SSIM':>6s}  right digit per seed")
+        for method, m in means.items():
+            print(f"{method:12s} {m['pixcorr']:8.3f} {m['ssim']:6.3f}  {', '.join(map(str, m['right_digit']))} of {m['out_of']}")
+        table["mean over seeds"] = means
     if args.json:
         args.json.write_text(json.dumps(table, indent=1) + "\n")
+
+
+def seed_means(table: dict) -> dict:
+    """A run with several seeds names its folders ``<method>-seed<k>``: each method's mean over them."""
+    groups = {}
+    for name, row in table.items():
+        match = re.fullmatch(r"(.+)-seed(\d+)", name)
+        if match:
+            groups.setdefault(match.group(1), []).append(row)
+    return {method: {"pixcorr": float(np.mean([r["pixcorr"] for r in rows])), "ssim": float(np.mean([r["ssim"] for r in rows])),
+                     "right_digit": [r["right_digit"] for r in rows], "out_of": rows[0]["out_of"], "seeds": len(rows)}
+            for method, rows in groups.items()}
 
 
 if __name__ == "__main__":
