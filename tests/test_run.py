@@ -87,6 +87,8 @@ def tiny_config(**changes) -> dict:
     ("decoder", {"n_neighbors": "five"}, "decoder.n_neighbors"),
     ("decoder", {"gate": "magic"}, "decoder.gate"),
     ("seeds", 7, "seeds"),
+    ("seeds", [0, -1], "seeds"),
+    ("seeds", [1, 1], "seeds"),
 ])
 def test_wrong_option_in_a_run_config_exits_2_naming_the_key(tmp_path, capsys, section, value, needle):
     import yaml

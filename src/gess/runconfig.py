@@ -136,6 +136,11 @@ def load_run_config(path: str | Path | dict) -> RunConfig:
     backend_entry(cfg.generator.backend, source)
     if not cfg.seeds:
         raise GessInputError(source, "seeds", "at least one sampling seed", "an empty list")
+    negative = [seed for seed in cfg.seeds if seed < 0]
+    if negative:  # as `gess reconstruct --seed`: a seed is a whole number from 0
+        raise GessInputError(source, "seeds", "sampling seeds of at least 0", repr(negative[0]))
+    if len(set(cfg.seeds)) != len(cfg.seeds):  # two runs of one seed would write the same folder twice
+        raise GessInputError(source, "seeds", "distinct sampling seeds", repr(cfg.seeds))
     cfg.dataset.path = _resolve(cfg.dataset.path, base)
     cfg.generator.path = _resolve(cfg.generator.path, base)
     cfg.dataset.extra_images = _resolve(cfg.dataset.extra_images, base)
