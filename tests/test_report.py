@@ -56,3 +56,16 @@ def test_report_renders_in_headless_chromium(tmp_path):
         browser.close()
     assert failed == []
     assert len(rendered) == 3 and all(rendered)
+
+
+def test_grid_shows_a_seedless_method_once_and_every_seed_of_the_others():
+    from gess.report.build import _one_column_per_seedless_method
+
+    same, a, b = np.zeros((2, 4, 4, 1), np.uint8), np.ones((2, 4, 4, 1), np.uint8), np.full((2, 4, 4, 1), 2, np.uint8)
+    columns = {"stimulus": a, "structure-seed0": same, "structure-seed1": same.copy(), "cs-seed0": a, "cs-seed1": b}
+    labels = {name: ["t"] * 2 for name in columns if name != "stimulus"}
+    kept, kept_labels = _one_column_per_seedless_method(columns, labels)
+    assert list(kept) == ["stimulus", "structure", "cs-seed0", "cs-seed1"]
+    assert set(kept_labels) == {"structure", "cs-seed0", "cs-seed1"}
+    one_seed = {"stimulus": a, "structure": same, "cs": b}
+    assert list(_one_column_per_seedless_method(one_seed, {})[0]) == ["stimulus", "structure", "cs"]

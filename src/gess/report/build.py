@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ def write_report(run, out: Path) -> Path:
         columns[name] = resize_images(np.stack([load_image(Path(d) / f"{test_ids[i]}.png") for i in rows]), side)
     trust = {name: per["trust"] for name, per in run.per_sample.items()}
     cell_labels = {name: [_trust_text(trust[name][i]) for i in rows] for name in recon_dirs if name in trust}
+    columns, cell_labels = _one_column_per_seedless_method(columns, cell_labels)
     grid = save_grid(columns, out / "grid.png", cell_labels=cell_labels,
                      row_labels=[f"{test_ids[i]}\n{groups[i]}, pi_c {decoded.pi_c[i]:.2f}" for i in rows])
     figures = {}
@@ -104,3 +106,24 @@ def _embedding_encoder(results: dict) -> str | None:
 
 def _rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def _one_column_per_seedless_method(columns: dict, cell_labels: dict) -> tuple[dict, dict]:
+    """With several seeds, a method whose images are the same for every seed (structure, knn) is shown once,
+    under its own name; the others keep a column per seed."""
+    by_method = {}
+    for name in columns:
+        match = re.fullmatch(r"(.+)-seed\d+", name)
+        if match:
+            by_method.setdefault(match.group(1), []).append(name)
+    kept, labels = {}, dict(cell_labels)
+    for name, images in columns.items():
+        match = re.fullmatch(r"(.+)-seed\d+", name)
+        same = match and all(np.array_equal(columns[other], images) for other in by_method[match.group(1)])
+        if not same:
+            kept[name] = images
+        elif name == by_method[match.group(1)][0]:
+            kept[match.group(1)] = images
+            if name in labels:
+                labels[match.group(1)] = labels[name]
+    return kept, {k: v for k, v in labels.items() if k in kept}
