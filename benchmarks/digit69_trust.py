@@ -6,11 +6,12 @@ All 100 trials of digit69 (90 training + 10 test; 50 sixes, 50 nines), two exper
 
 A. Generalized: decoders (M_c, M_s, M_g, trust) fitted on sixes only, 5 folds over the 50
    sixes: fit on 40, decode the 10 held-out sixes (inside the training semantics) and all
-   50 nines (outside). Per gate: AUROC of pi_c, inside vs outside. For the default gate:
-   Spearman's rho of pi_c and of trust with per-sample accuracy, and what CS does to the
-   nines compared with semantic alone.
+   50 nines (outside). Per gate: AUROC of pi_c, inside vs outside. For ``--gate`` (default
+   prediction-knn, the default gate when docs/trust.md's figures were measured): Spearman's
+   rho of pi_c and of trust with per-sample accuracy, and what CS does to the nines compared
+   with semantic alone.
 B. Cross-validated: 10 folds over all 100 trials (sixes and nines both in training); the
-   decoders and gate refitted without each fold. Spearman's rho of pi_c and trust with
+   decoders and ``--gate`` refitted without each fold. Spearman's rho of pi_c and trust with
    per-sample accuracy over the 100 held-out reconstructions.
 
 Per-sample accuracy: all-pairs 2-way identification of the reconstruction among the
@@ -71,6 +72,8 @@ def main():
     ap.add_argument("--mnist", default="../shared/data/mnist/mnist_minus_digit69_test.npz")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--out", default="docs/figures/digit69_trust.json")
+    ap.add_argument("--gate", default="prediction-knn", choices=list(GATES),
+                    help="the gate whose pi_c is set beside trust and drives CS (docs/trust.md's figures: prediction-knn)")
     args = ap.parse_args()
     t0 = time.time()
     ds = load_mat(args.data)
@@ -99,7 +102,7 @@ def main():
             decoded, ids = stages.decode(model, dataset)
             gate_scores[gate]["pi_c"] += decoded.pi_c.tolist()
             gate_scores[gate]["inside"] += [s in set(sixes) for s in ids]
-            if gate == "prediction-knn":
+            if gate == args.gate:
                 decoded, ids, images, trust = reconstructions(model, dataset, backend, ["semantic", "cs"], sampling, cs)
                 truth = dataset.test.images[[list(dataset.test.stimulus_ids).index(s) for s in ids]]
                 truth_emb = embed(truth)
@@ -135,7 +138,7 @@ def main():
     pis, trusts = {}, {name: {} for name in results}
     for k, held in enumerate(np.array_split(order, 10)):
         dataset = Dataset(everything.subset(np.delete(all_ids, held)), everything.subset(all_ids[held]), name=f"cv fold {k}")
-        model = stages.fit(dataset, encoder, space=space)
+        model = stages.fit(dataset, encoder, space=space, gate=args.gate)
         decoded, ids, images, trust = reconstructions(model, dataset, backend, ["semantic", "cs"], sampling, cs)
         for name, imgs in images.items():
             results[name].update(dict(zip(ids, imgs)))

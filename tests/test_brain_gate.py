@@ -149,3 +149,42 @@ def test_residual_gate_is_low_where_the_decoded_semantics_leave_the_response_une
     off_span = 3 * rng.normal(size=(30, v))  # a response the semantic voxels' tuning never produced
     inside, outside = gate.pi_c(GateInputs(familiar, familiar @ ridge)), gate.pi_c(GateInputs(off_span, off_span @ ridge))
     assert inside.mean() > 0.3 > 0.1 > outside.mean()
+
+
+def _repeated_test_dataset(rng, repeats: int):
+    """Training: one trial per stimulus; test: ``repeats`` noisy trials of each stimulus (response = C A + 3 noise)."""
+    from gess.data.dataset import Dataset, Split
+
+    n_train, n_test, d, v = 120, 20, 5, 30
+    A = rng.normal(size=(d, v))
+    C = rng.normal(size=(n_train + n_test, d))
+
+    def trials(rows, k):
+        return np.concatenate([C[rows] @ A + 3 * rng.normal(size=(len(rows), v)) for _ in range(k)])
+
+    images = rng.integers(0, 255, (n_train + n_test, 4, 4, 1), dtype=np.uint8)
+    ids = np.array([f"s{i}" for i in range(n_train + n_test)])
+    train_rows, test_rows = np.arange(n_train), np.arange(n_train, n_train + n_test)
+    train = Split(trials(train_rows, 1).astype(np.float32), ids[train_rows], images[train_rows], ids[train_rows])
+    test = Split(trials(test_rows, repeats).astype(np.float32), np.tile(ids[test_rows], repeats), images[test_rows],
+                 ids[test_rows])
+    return Dataset(train, test, name="repeats"), C[train_rows]
+
+
+def test_residual_gate_scores_repeated_test_trials_one_by_one():
+    """Averaging repeats shrinks the noise, hence the squared error of every stimulus: scored on the average, pi_c
+    would crowd near 1; scored trial by trial, as its reference was, it stays spread over (0, 1]."""
+    from gess.api import decode
+
+    rng = np.random.default_rng(0)
+    dataset, C = _repeated_test_dataset(rng, repeats=8)
+    S = rng.random((len(C), 2, 2, 1))
+    model = GESSDecoder(gate="brain-residual", n_neighbors=3, alignment="reference").fit(dataset.train.fmri, C, S)
+    decoded, ids = decode(model, dataset)
+    on_average = model.decode(dataset.test.averaged().fmri).pi_c
+    assert on_average.mean() > 0.9  # the saturation the per-trial scoring avoids
+    assert 0.2 < decoded.pi_c.mean() < 0.8
+    # one stimulus's pi_c depends on its own trials only
+    first = dataset.test.image_index() == 0
+    alone = model.pi_c_over_trials(dataset.test.fmri[first], np.zeros(first.sum(), np.int64))
+    assert np.isclose(alone[0], decoded.pi_c[list(ids).index(dataset.test.stimulus_ids[0])])

@@ -4,6 +4,7 @@ These sit below the stages (:mod:`gess.stages`), which add caching, files and re
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -113,10 +114,18 @@ def self_supervised_inputs(dataset: Dataset, space: StructuralSpace, extra: Extr
 
 
 def decode(model: GESSDecoder, dataset: Dataset) -> tuple[Decoded, np.ndarray]:
-    """Decode the dataset's test fMRI, repeats averaged: returns (outputs, stimulus ids)."""
+    """Decode the dataset's test fMRI, repeats averaged: returns (outputs, stimulus ids).
+
+    A gate whose score depends on the noise level (``scores_single_trials``) scores a repeated stimulus
+    trial by trial instead, as its single-trial reference was (:meth:`GESSDecoder.pi_c_over_trials`).
+    """
     test = dataset.test.averaged()
     model.check_voxels(test.n_voxels, dataset.source)
-    return model.decode(test.fmri, source=dataset.source), test.stimulus_ids
+    decoded = model.decode(test.fmri, source=dataset.source)
+    if model.gate_.scores_single_trials and len(dataset.test.trial_ids) > len(test.stimulus_ids):
+        decoded = dataclasses.replace(decoded, pi_c=model.pi_c_over_trials(
+            dataset.test.fmri, dataset.test.image_index(), source=dataset.source))
+    return decoded, test.stimulus_ids
 
 
 def test_fmri(dataset: Dataset) -> np.ndarray:

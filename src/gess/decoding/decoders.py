@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from gess.data.dataset import validate_fmri, voxel_statistics
-from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, GateName, make_gate
+from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, GateName, calibrate, make_gate
 from gess.decoding.ridge import Ridge, RidgeFactorization, cv_folds, factorize
 from gess.decoding.semantic import SemanticDecoder
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
@@ -195,7 +195,8 @@ class GESSDecoder(BaseEstimator):
             self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z), structure_targets=structure, groups=groups),
                            embeddings, GateInputs(z, cross, structure=structural_cross, groups=groups))
         else:
-            self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z)), embeddings, GateInputs(z, cross))
+            self.gate_.fit(GateInputs(z, self.semantic_.predict_raw(z), groups=groups), embeddings,
+                           GateInputs(z, cross, groups=groups))
         timings["gate"] = time.perf_counter() - clock
         clock = time.perf_counter()
         self.trust_ = BrainConsistency().fit(z, embeddings, groups, structure if trust_sees_pixels else None)
@@ -240,6 +241,21 @@ class GESSDecoder(BaseEstimator):
         s = self.structural_.predict(z)
         pi_c = self.gate_.pi_c(GateInputs(z, raw, structure=s if self.gate_.needs_structure else None))
         return Decoded(raw, aligned, reproj, s, pi_c)
+
+    def pi_c_over_trials(self, fmri: np.ndarray, stimulus_of_trial: np.ndarray, source: str | None = None) -> np.ndarray:
+        """pi_c per stimulus from its single trials (raw fMRI, one row per trial; ``stimulus_of_trial`` the row's
+        stimulus, 0 .. n-1): each trial scored as the gate's single-trial reference was, the scores averaged per
+        stimulus, then calibrated. For gates whose score depends on the noise level (``scores_single_trials``),
+        which averaging repeats before decoding would shift for every stimulus alike."""
+        fmri = validate_fmri(fmri, source, "fMRI")
+        self.check_voxels(fmri.shape[1], source)
+        z = self._standardize(fmri)
+        s = self.structural_.predict(z) if self.gate_.needs_structure else None
+        scores = self.gate_.typicality(GateInputs(z, self.semantic_.predict_raw(z), structure=s))
+        index = np.asarray(stimulus_of_trial, np.int64)
+        counts = np.bincount(index)
+        means = np.bincount(index, weights=scores, minlength=len(counts))[counts > 0] / counts[counts > 0]
+        return calibrate(means, self.gate_.reference_scores_, self.gate_.calibration)
 
     # ---------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:

@@ -93,6 +93,9 @@ class Gate(Component):
 
     name = "gate"
     needs_structure = False  # whether fit and decode should pass the (cross-fitted) decoded structure
+    # whether the score depends on the response's noise level: then a stimulus shown several times is scored
+    # trial by trial, as its single-trial reference was, and the scores averaged (GESSDecoder.pi_c_over_trials)
+    scores_single_trials = False
 
     def __init__(self, calibration: str = "conformal"):
         self.calibration = calibration
@@ -343,6 +346,7 @@ class BrainResidualGate(BrainGate):
 
     name = "brain-residual"
     needs_structure = False
+    scores_single_trials = True  # averaging repeats shrinks the noise, hence the error, of inside and outside alike
 
     def _fit_scorer(self, train, train_embeddings, cross_fitted):
         z = np.asarray(train.fmri, np.float32)

@@ -45,7 +45,8 @@ def write_report(run, out: Path) -> Path:
     check = summary.get("trust_check", {})
     sentences = []
     if run.per_sample:
-        generated = {k: v for k, v in run.per_sample.items() if k not in ("structure", "knn")} or run.per_sample
+        generated = {k: v for k, v in run.per_sample.items()
+                     if re.sub(r"-seed\d+$", "", k) not in ("structure", "knn")} or run.per_sample
         figures["Do the reconstructions the model trusts score better?"] = accuracy_vs_scores_figure(
             {name: (decoded.pi_c, per["trust"], per["accuracy"]) for name, per in generated.items()})
         for name in generated:
