@@ -39,7 +39,10 @@ def main():
     reader = mnist_reader(args.mnist)
     table = {}
     print(f"{'method':12s} {'pixcorr':>8s} {'SSIM':>6s} {'right digit':>12s}")
-    for method_dir in sorted(p for p in (args.run / "recon").iterdir() if p.is_dir() and any(p.glob("*.png"))):
+    metrics = args.run / "metrics.json"  # the run's own list of what it made: older folders in the directory stay out
+    made = set(json.loads(metrics.read_text())["methods"]) if metrics.is_file() else None
+    for method_dir in sorted(p for p in (args.run / "recon").iterdir() if p.is_dir() and any(p.glob("*.png"))
+                             and (made is None or p.name in made)):
         images, found = load_image_folder(method_dir)[:2]
         order = {str(s): i for i, s in enumerate(found)}
         missing = set(map(str, ids)) - set(order)
