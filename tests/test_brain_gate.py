@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from gess.decoding import GESSDecoder
 from gess.decoding.gating import BrainGate, GateInputs, make_gate
 
+BRAIN_GATES = ("brain", "brain-residual")  # the residual gate reads the semantic cue alone (structure ignored)
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 seeds = st.integers(0, 2**31 - 1)
 
@@ -22,13 +23,14 @@ def _gate_inputs(rng, n, v, d, side, constant_structure=False):
     return train, emb, cross
 
 
+@pytest.mark.parametrize("name", BRAIN_GATES)
 @SETTINGS
 @given(seed=seeds, n=st.integers(12, 30), v=st.integers(3, 15), d=st.integers(1, 5), side=st.integers(1, 4),
        scale=st.floats(1e-3, 1e3), constant=st.booleans())
-def test_pi_c_is_in_unit_interval_and_finite(seed, n, v, d, side, scale, constant):
+def test_pi_c_is_in_unit_interval_and_finite(name, seed, n, v, d, side, scale, constant):
     rng = np.random.default_rng(seed)
     train, emb, cross = _gate_inputs(rng, n, v, d, side, constant)
-    gate = BrainGate().fit(train, emb, cross)
+    gate = make_gate(name).fit(train, emb, cross)
     probe = GateInputs(scale * rng.normal(size=(7, v)), scale * rng.normal(size=(7, d)),
                        structure=scale * rng.normal(size=(7, side, side, 1)))
     pi = gate.pi_c(probe)
@@ -36,11 +38,11 @@ def test_pi_c_is_in_unit_interval_and_finite(seed, n, v, d, side, scale, constan
     assert ((pi >= 0) & (pi <= 1)).all()
 
 
-@pytest.fixture(scope="module")
-def brain_decoder():
+@pytest.fixture(scope="module", params=BRAIN_GATES)
+def brain_decoder(request):
     rng = np.random.default_rng(0)
     X, C, S = rng.normal(size=(40, 20)), rng.normal(size=(40, 5)), rng.random((40, 3, 3, 1))
-    return GESSDecoder(gate="brain", n_neighbors=3, alignment="reference").fit(X, C, S)
+    return GESSDecoder(gate=request.param, n_neighbors=3, alignment="reference").fit(X, C, S)
 
 
 @SETTINGS
@@ -60,7 +62,8 @@ def test_save_load_round_trip(tmp_path, brain_decoder):
     brain_decoder.save(tmp_path / "m")
     again = GESSDecoder.load(tmp_path / "m")
     assert again.gate_.config() == brain_decoder.gate_.config() and isinstance(again.gate_, BrainGate)
-    assert bool(again.gate_.uses_structure_)
+    assert again.gate_.name == brain_decoder.gate_.name
+    assert bool(again.gate_.uses_structure_) == (again.gate_.name == "brain")
     np.testing.assert_array_equal(again.decode(X).pi_c, before.pi_c)
 
 
@@ -98,40 +101,6 @@ def test_without_structure_it_reads_the_semantic_cue_alone():
 
 
 # --- brain-residual: minus the squared error of the semantic encoding model's prediction
-
-
-@SETTINGS
-@given(seed=seeds, n=st.integers(12, 30), v=st.integers(3, 15), d=st.integers(1, 5), scale=st.floats(1e-3, 1e3))
-def test_residual_gate_pi_c_is_in_unit_interval_and_finite(seed, n, v, d, scale):
-    rng = np.random.default_rng(seed)
-    train, emb, cross = _gate_inputs(rng, n, v, d, 2)
-    gate = make_gate("brain-residual").fit(train, emb, cross)
-    pi = gate.pi_c(GateInputs(scale * rng.normal(size=(7, v)), scale * rng.normal(size=(7, d))))
-    assert pi.shape == (7,) and np.isfinite(pi).all()
-    assert ((pi >= 0) & (pi <= 1)).all()
-
-
-@pytest.fixture(scope="module")
-def residual_decoder():
-    rng = np.random.default_rng(0)
-    X, C, S = rng.normal(size=(40, 20)), rng.normal(size=(40, 5)), rng.random((40, 3, 3, 1))
-    return GESSDecoder(gate="brain-residual", n_neighbors=3, alignment="reference").fit(X, C, S)
-
-
-@SETTINGS
-@given(seed=seeds, others=st.integers(1, 6))
-def test_residual_gate_a_samples_pi_c_ignores_the_other_samples(residual_decoder, seed, others):
-    X = np.random.default_rng(seed).normal(size=(1 + others, 20))
-    assert np.isclose(residual_decoder.decode(X[:1]).pi_c[0], residual_decoder.decode(X).pi_c[0])
-
-
-def test_residual_gate_save_load_round_trip(tmp_path, residual_decoder):
-    X = np.random.default_rng(1).normal(size=(6, 20))
-    before = residual_decoder.decode(X)
-    residual_decoder.save(tmp_path / "m")
-    again = GESSDecoder.load(tmp_path / "m")
-    assert again.gate_.config() == residual_decoder.gate_.config() and again.gate_.name == "brain-residual"
-    np.testing.assert_array_equal(again.decode(X).pi_c, before.pi_c)
 
 
 def test_residual_gate_is_low_where_the_decoded_semantics_leave_the_response_unexplained():

@@ -234,24 +234,30 @@ class GESSDecoder(BaseEstimator):
     # --------------------------------------------------------------- decode
     def decode(self, fmri: np.ndarray, source: str | None = None) -> Decoded:
         """Decode raw test fMRI (n, v) into c'', c', c, s and pi_c."""
-        fmri = validate_fmri(fmri, source, "fMRI")
-        self.check_voxels(fmri.shape[1], source)
-        z = self._standardize(fmri)
+        z = self._checked_z(fmri, source)
         raw, aligned, reproj = self.semantic_.decode(z)
         s = self.structural_.predict(z)
-        pi_c = self.gate_.pi_c(GateInputs(z, raw, structure=s if self.gate_.needs_structure else None))
-        return Decoded(raw, aligned, reproj, s, pi_c)
+        return Decoded(raw, aligned, reproj, s, self.gate_.pi_c(self._gate_inputs(z, raw, s)))
+
+    def _checked_z(self, fmri: np.ndarray, source: str | None) -> np.ndarray:
+        """Raw fMRI checked (finite, 2-D, this decoder's voxel count) and z-scored with the training statistics."""
+        fmri = validate_fmri(fmri, source, "fMRI")
+        self.check_voxels(fmri.shape[1], source)
+        return self._standardize(fmri)
+
+    def _gate_inputs(self, z: np.ndarray, raw: np.ndarray, s: np.ndarray | None = None) -> GateInputs:
+        """What the gate reads of z-scored samples: c'', and the decoded structure when it reads it."""
+        if self.gate_.needs_structure and s is None:
+            s = self.structural_.predict(z)
+        return GateInputs(z, raw, structure=s if self.gate_.needs_structure else None)
 
     def pi_c_over_trials(self, fmri: np.ndarray, stimulus_of_trial: np.ndarray, source: str | None = None) -> np.ndarray:
         """pi_c per stimulus from its single trials (raw fMRI, one row per trial; ``stimulus_of_trial`` the row's
         stimulus, 0 .. n-1): each trial scored as the gate's single-trial reference was, the scores averaged per
         stimulus, then calibrated. For gates whose score depends on the noise level (``scores_single_trials``),
         which averaging repeats before decoding would shift for every stimulus alike."""
-        fmri = validate_fmri(fmri, source, "fMRI")
-        self.check_voxels(fmri.shape[1], source)
-        z = self._standardize(fmri)
-        s = self.structural_.predict(z) if self.gate_.needs_structure else None
-        scores = self.gate_.typicality(GateInputs(z, self.semantic_.predict_raw(z), structure=s))
+        z = self._checked_z(fmri, source)
+        scores = self.gate_.typicality(self._gate_inputs(z, self.semantic_.predict_raw(z)))
         index = np.asarray(stimulus_of_trial, np.int64)
         counts = np.bincount(index)
         means = np.bincount(index, weights=scores, minlength=len(counts))[counts > 0] / counts[counts > 0]

@@ -260,7 +260,7 @@ class BrainGate(Gate):
     def _fit_scorer(self, train, train_embeddings, cross_fitted):
         z = np.asarray(train.fmri, np.float32)
         blocks = {"sem": (train_embeddings, cross_fitted.raw_embeddings)}
-        if train.structure_targets is not None and cross_fitted.structure is not None:
+        if self.needs_structure and train.structure_targets is not None and cross_fitted.structure is not None:
             blocks["str"] = (train.structure_targets, cross_fitted.structure)
         self.uses_structure_ = np.array("str" in blocks)
         folds = cv_folds(len(z), self.folds, train.groups)
@@ -301,15 +301,18 @@ class BrainGate(Gate):
         return {"voxels": voxels.astype(np.int64), "coef": ridge.coef_[:, voxels].astype(np.float32),
                 "intercept": ridge.intercept_[voxels].astype(np.float32)}
 
-    def _cross_fitted_match(self, x_true, x_decoded, z, folds, groups, match=None) -> np.ndarray:
+    def _cross_fitted_match(self, x_true, x_decoded, z, folds, groups) -> np.ndarray:
         """Each training trial's match, with the encoding model (and its voxels) fitted without the trial's fold."""
-        match = match or _match
-        out = np.zeros(len(z))
+        match = np.zeros(len(z))
         for fold in folds:
             rest = np.setdiff1d(np.arange(len(z)), fold)
             fitted = self._fit_encoding(x_true[rest], z[rest], None if groups is None else np.asarray(groups)[rest])
-            out[fold] = match(x_decoded[fold], z[fold], fitted["voxels"], fitted["coef"], fitted["intercept"])
-        return out
+            match[fold] = self._score(x_decoded[fold], z[fold], fitted["voxels"], fitted["coef"], fitted["intercept"])
+        return match
+
+    def _score(self, x, z, voxels, coef, intercept) -> np.ndarray:
+        """How well the encoding model's prediction from features ``x`` matches the measured ``z``: Pearson r."""
+        return _match(x, z, voxels, coef, intercept)
 
     def evidence(self, inputs: GateInputs) -> dict[str, np.ndarray]:
         """r_sem and, when the gate reads structure, r_str of each sample."""
@@ -321,9 +324,9 @@ class BrainGate(Gate):
             out["str"] = self._block_match("str", inputs.structure, z)
         return out
 
-    def _block_match(self, block: str, values: np.ndarray, z: np.ndarray, match=None) -> np.ndarray:
-        return (match or _match)(self._features(block, values), z, getattr(self, f"{block}_voxels_"),
-                                 getattr(self, f"{block}_coef_"), getattr(self, f"{block}_intercept_"))
+    def _block_match(self, block: str, values: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return self._score(self._features(block, values), z, getattr(self, f"{block}_voxels_"),
+                           getattr(self, f"{block}_coef_"), getattr(self, f"{block}_intercept_"))
 
     def typicality(self, inputs: GateInputs) -> np.ndarray:
         ev = self.evidence(inputs)
@@ -348,18 +351,8 @@ class BrainResidualGate(BrainGate):
     needs_structure = False
     scores_single_trials = True  # averaging repeats shrinks the noise, hence the error, of inside and outside alike
 
-    def _fit_scorer(self, train, train_embeddings, cross_fitted):
-        z = np.asarray(train.fmri, np.float32)
-        self.uses_structure_ = np.array(False)
-        x = self._fit_features("sem", train_embeddings)
-        for key, value in self._fit_encoding(x, z, train.groups).items():
-            setattr(self, f"sem_{key}_", value)
-        folds = cv_folds(len(z), self.folds, train.groups)
-        return self._cross_fitted_match(x, self._features("sem", cross_fitted.raw_embeddings), z, folds, train.groups,
-                                        _negative_residual)
-
-    def typicality(self, inputs: GateInputs) -> np.ndarray:
-        return self._block_match("sem", inputs.raw_embeddings, np.asarray(inputs.fmri, np.float32), _negative_residual)
+    def _score(self, x, z, voxels, coef, intercept) -> np.ndarray:
+        return _negative_residual(x, z, voxels, coef, intercept)
 
 
 def _flat(values: np.ndarray, block: str) -> np.ndarray:

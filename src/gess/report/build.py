@@ -46,7 +46,7 @@ def write_report(run, out: Path) -> Path:
     sentences = []
     if run.per_sample:
         generated = {k: v for k, v in run.per_sample.items()
-                     if re.sub(r"-seed\d+$", "", k) not in ("structure", "knn")} or run.per_sample
+                     if _method_of(k) not in ("structure", "knn")} or run.per_sample
         figures["Do the reconstructions the model trusts score better?"] = accuracy_vs_scores_figure(
             {name: (decoded.pi_c, per["trust"], per["accuracy"]) for name, per in generated.items()})
         for name in generated:
@@ -109,22 +109,27 @@ def _rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
+def _method_of(run_name: str) -> str:
+    """The method a run's reconstruction folder holds: ``cs-seed1`` -> ``cs`` (gess.run names one per seed)."""
+    return re.sub(r"-seed\d+$", "", run_name)
+
+
 def _one_column_per_seedless_method(columns: dict, cell_labels: dict) -> tuple[dict, dict]:
     """With several seeds, a method whose images are the same for every seed (structure, knn) is shown once,
     under its own name; the others keep a column per seed."""
     by_method = {}
     for name in columns:
-        match = re.fullmatch(r"(.+)-seed\d+", name)
-        if match:
-            by_method.setdefault(match.group(1), []).append(name)
-    kept, labels = {}, dict(cell_labels)
+        if _method_of(name) != name:
+            by_method.setdefault(_method_of(name), []).append(name)
+    kept, labels = {}, {}
     for name, images in columns.items():
-        match = re.fullmatch(r"(.+)-seed\d+", name)
-        same = match and all(np.array_equal(columns[other], images) for other in by_method[match.group(1)])
-        if not same:
+        method = _method_of(name)
+        if method == name or not all(np.array_equal(columns[other], images) for other in by_method[method]):
             kept[name] = images
-        elif name == by_method[match.group(1)][0]:
-            kept[match.group(1)] = images
-            if name in labels:
-                labels[match.group(1)] = labels[name]
-    return kept, {k: v for k, v in labels.items() if k in kept}
+            if name in cell_labels:
+                labels[name] = cell_labels[name]
+        elif name == by_method[method][0]:
+            kept[method] = images
+            if name in cell_labels:
+                labels[method] = cell_labels[name]
+    return kept, labels
