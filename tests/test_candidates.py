@@ -167,3 +167,28 @@ def test_candidate_tuning_scores_a_seeded_subset_cut_alike_across_folds():
             assert fold[key].tolist() == [r + 100 * f for r in rows]
     again = folds._scored_subsets(outputs, 7)  # seeded: the same subset again
     assert [f["stimulus_ids"].tolist() for f in again] == [f["stimulus_ids"].tolist() for f in cut]
+
+
+def test_cs_tuning_is_reused_across_candidate_settings_it_never_reads(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import gess.folds as folds
+    from gess.generation import CSOptions, SamplingOptions
+
+    monkeypatch.setenv("GESS_CACHE", str(tmp_path / "cache"))
+    calls = []
+    monkeypatch.setattr(folds, "tune_cs", lambda *a, **k: calls.append(1) or (CSOptions(lowpass_factor=3.0), 0.1, []))
+    decoder = SimpleNamespace(metadata_={"fingerprint": "decoders"}, get_params=dict)
+    train = SimpleNamespace(fmri=np.zeros((4, 3)), images=np.zeros((4, 8, 8, 1), np.uint8), stimulus_ids=np.arange(4))
+    backend = SimpleNamespace(config=lambda: {"kind": "tiny"})
+
+    def tune(**sampling):
+        return folds.tune_cs_on_training_folds(decoder, train, backend, "cs", SamplingOptions(**sampling),
+                                               CSOptions(tune=True), fold_outputs=lambda: [])
+
+    chosen, record = tune()
+    assert chosen.lowpass_factor == 3.0 and record["min_structure_weight"] == 0.1 and len(calls) == 1
+    tune(candidate_tuning_stimuli=5, candidates=4)  # read by the candidate tuning only
+    assert len(calls) == 1
+    tune(steps=7)
+    assert len(calls) == 2

@@ -166,7 +166,7 @@ def test_prior_training_resumes(tmp_path):
     assert PixelBackend.from_pretrained(full).encoder_spec == spec
 
 
-def test_tune_cs_tries_the_whole_grid_and_returns_the_best(backend):
+def test_tune_cs_tries_the_grid_then_the_floors_and_returns_the_best(backend):
     from gess.generation.tuning import tune_cs
 
     rng = np.random.default_rng(1)
@@ -174,10 +174,28 @@ def test_tune_cs_tries_the_whole_grid_and_returns_the_best(backend):
               "s": rng.random((2, 16, 16, 1)).astype(np.float32), "pi_c": np.array([0.3, 1.0], np.float32),
               "target": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)} for _ in range(2)]
     best, floor, grid = tune_cs(backend, folds, lowpass_factors=(2.0,), fractions=(0.5, 1.0),
-                                sampling=SamplingOptions(steps=4, guidance_scale=1.0), min_structure_weights=(0.0, 0.5))
-    assert len(grid) == 4 and len({(r["fraction"], r["min_structure_weight"]) for r in grid}) == 4
-    top = max(grid, key=lambda r: r["pixcorr"])
-    assert (best.fraction, floor) == (top["fraction"], top["min_structure_weight"])
+                                sampling=SamplingOptions(steps=4, guidance_scale=1.0), min_structure_weights=(0.0, 0.5, 0.8),
+                                reference_gains=(1.0, 1.5))
+    first, floors = grid[:4], grid[4:]
+    assert {(r["fraction"], r["reference_gain"]) for r in first} == {(0.5, 1.0), (0.5, 1.5), (1.0, 1.0), (1.0, 1.5)}
+    assert all(r["min_structure_weight"] == 0.0 for r in first)
+    top = max(first, key=lambda r: r["pixcorr"])
+    assert [r["min_structure_weight"] for r in floors] == [0.5, 0.8]
+    assert all((r["fraction"], r["reference_gain"]) == (top["fraction"], top["reference_gain"]) for r in floors)
+    winner = max(grid, key=lambda r: r["pixcorr"])
+    assert (best.fraction, best.reference_gain, floor) == (winner["fraction"], winner["reference_gain"],
+                                                          winner["min_structure_weight"])
+
+
+def test_reference_gain_stretches_each_reference_about_its_own_mean():
+    from gess.generation.cs import ComponentSubstitution
+
+    ref = torch.randn(3, 2, 8, 8)
+    cs = ComponentSubstitution(ref, np.ones(3), CSOptions(reference_gain=2.0), steps=4)
+    mean = ref.mean(dim=(2, 3), keepdim=True)
+    assert torch.allclose(cs.reference, 2 * ref - mean, atol=1e-6)
+    assert torch.allclose(cs.reference.mean(dim=(2, 3)), mean[..., 0, 0], atol=1e-6)
+    assert ComponentSubstitution(ref, np.ones(3), CSOptions(), steps=4).reference is ref
 
 
 def test_gradient_guidance_speaks_v_prediction(backend):

@@ -152,15 +152,15 @@ def test_cs_tuning_in_a_run_reads_the_training_folds_only(tmp_path, monkeypatch)
         return real(backend, folds, *args, **kwargs)
 
     monkeypatch.setattr(folds_module, "tune_cs", spy)
-    cs = {"tune": True, "tune_lowpass_factors": [1.5, 2.0], "tune_fractions": [1.0], "tune_min_structure_weights": [0.0, 0.2],
-          "tune_folds": 2}
+    cs = {"tune": True, "tune_lowpass_factors": [1.5, 2.0], "tune_fractions": [1.0], "tune_reference_gains": [1.0],
+          "tune_min_structure_weights": [0.0, 0.2], "tune_folds": 2}
     out = tmp_path / "run"
     run(tiny_config(methods=["cs"], cs=cs), out)
     manifest = json.loads((out / "recon" / "cs" / "manifest.json").read_text())
     test_ids = {m["stimulus_id"] for m in manifest}
     assert len(used) == 1 and used[0] and not set(used[0]) & test_ids
     tuned = manifest[0]["tuned"]
-    assert set(tuned["tuned_on"]) == set(used[0]) and len(tuned["grid"]) == 4
+    assert set(tuned["tuned_on"]) == set(used[0]) and len(tuned["grid"]) == 3  # 2 low-pass factors, then 1 more floor
     best = max(tuned["grid"], key=lambda r: r["pixcorr"])
     assert (tuned["lowpass_factor"], tuned["min_structure_weight"]) == (best["lowpass_factor"], best["min_structure_weight"])
     run(tiny_config(methods=["cs"], cs=cs), out)  # a re-run reuses the tuning and the images

@@ -61,32 +61,37 @@ def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, metho
                               fold_outputs=None):
     """CS settings chosen by pixel correlation on held-out training folds; cached by content.
 
-    Returns (CSOptions with the chosen low-pass factor and share of steps, a record
+    Returns (CSOptions with the chosen low-pass factor, share of steps and reference gain, a record
     with the chosen floor on pi_s and every setting tried).
     """
     floors = cs.tune_min_structure_weights if method == "cs" else (0.0,)
-    key = _tuning_key("cs-tuning", decoder, train, backend, method, sampling, cs.to_dict())
+    key = _tuning_key("cs-tuning", decoder, train, backend, method, sampling, cs.to_dict(),
+                      unread=("candidate_tuning_stimuli",))
     path = cache_dir() / "cs-tuning" / f"{key}.json"
     if path.is_file():
         record = read_json(path)
     else:
         log(console, f"tuning CS ({method}) on {cs.tune_folds} held-out folds of the training data")
         folds = fold_outputs() if fold_outputs else held_out_fold_outputs(decoder, train, cs.tune_folds, autoencoder=backend)
-        best, floor, grid = tune_cs(backend, folds, cs.tune_lowpass_factors, cs.tune_fractions, sampling, method, floors, cs)
-        record = {"lowpass_factor": best.lowpass_factor, "fraction": best.fraction, "min_structure_weight": floor,
+        best, floor, grid = tune_cs(backend, folds, cs.tune_lowpass_factors, cs.tune_fractions, sampling, method, floors, cs,
+                                    cs.tune_reference_gains)
+        record = {"lowpass_factor": best.lowpass_factor, "fraction": best.fraction,
+                  "reference_gain": best.reference_gain, "min_structure_weight": floor,
                   "folds": cs.tune_folds, "grid": grid, "tuned_on": [str(s) for s in train.stimulus_ids]}
         write_json(path, record)
+    gain = record["reference_gain"]
     log(console, f"CS chosen on training folds: low-pass x{record['lowpass_factor']}, fraction {record['fraction']}, "
-                 f"floor {record['min_structure_weight']}")
-    return replace(cs, lowpass_factor=record["lowpass_factor"], fraction=record["fraction"]), record
+                 f"reference gain {gain}, floor {record['min_structure_weight']}")
+    return replace(cs, lowpass_factor=record["lowpass_factor"], fraction=record["fraction"], reference_gain=gain), record
 
 
-def _tuning_key(name: str, decoder: GESSDecoder, train: Split, backend, method: str, sampling, *more) -> str:
+def _tuning_key(name: str, decoder: GESSDecoder, train: Split, backend, method: str, sampling, *more,
+                unread: tuple[str, ...] = ()) -> str:
     """A tuning's cache key: the decoders, the training data, the generator, the method and the sampling settings
-    (less those that the tunings themselves set)."""
-    chosen = {"candidates": None, "tune_candidates": None, "candidate_grid": None, "candidate_tolerance": None}
+    (less those that the tunings themselves set, and the ``unread`` ones this tuning never reads)."""
+    blank = dict.fromkeys(("candidates", "tune_candidates", "candidate_grid", "candidate_tolerance", *unread))
     return fingerprint(name, decoder.metadata_.get("fingerprint") or decoder.get_params(), train.fmri, train.images,
-                       backend.config(), method, {**sampling.to_dict(), **chosen}, *more)
+                       backend.config(), method, {**sampling.to_dict(), **blank}, *more)
 
 
 def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backend, method: str, sampling, cs, gg=None,

@@ -5,6 +5,10 @@
 with w_i = pi_s * exp(-tau * i) during the first ``fraction`` of the steps and 0
 after; pi_s comes from :func:`gess.generation.methods.structure_weight`.
 
+``reference_gain`` stretches the reference about its own spatial mean before it is
+noised (1, the default, keeps it as decoded): a ridge decode is shrunk toward the
+mean image, so the low frequencies it hands CS are fainter than a real image's.
+
 ``PRESETS`` names the paper's equation (every step, no decay, reference noised
 to t-1, torch's bicubic low-pass) and the authors' released behaviour (factor-6
 low-pass with ILVR's ``Resizer``, first 5% of steps, tau 0.5, reference noised to
@@ -33,6 +37,9 @@ PRESETS = {
 }
 
 
+SUBSTITUTION_FIELDS = ("lowpass_factor", "lowpass_kernel", "fraction", "tau", "noise_at", "reference_gain")
+
+
 @dataclass
 class CSOptions(Options):
     """Component substitution; unset (None) fields take the preset's value."""
@@ -45,13 +52,17 @@ class CSOptions(Options):
                                          "(ILVR's Resizer, as released; the released preset)"))
     fraction: float | None = field(default=None, metadata=described("share of the steps (from the noisiest) that substitute", SHARE))
     tau: float | None = field(default=None, metadata=described("temporal decay of the CS weight", NON_NEGATIVE))
+    reference_gain: float = field(default=1.0, metadata=described(
+        "stretch the structural reference about its own mean by this factor (1: as decoded)", NON_NEGATIVE))
     noise_at: Literal["previous", "current"] | None = field(
         default=None, metadata=described("reference noised to t-1 (previous, the paper) or t (current, released)"))
-    tune: bool = field(default=False, metadata=described("choose lowpass_factor, fraction and the pi_s floor on held-out "
-                                                      "folds of the training data"))
+    tune: bool = field(default=False, metadata=described("choose lowpass_factor, fraction, reference_gain and the pi_s "
+                                                      "floor on held-out folds of the training data"))
     tune_lowpass_factors: tuple[float, ...] = field(default=(1.5, 2.0), metadata=described("tuning grid of lowpass_factor",
                                                                                            NON_NEGATIVE))
-    tune_fractions: tuple[float, ...] = field(default=(0.9, 1.0), metadata=described("tuning grid of fraction", SHARE))
+    tune_fractions: tuple[float, ...] = field(default=(0.7, 0.9, 1.0), metadata=described("tuning grid of fraction", SHARE))
+    tune_reference_gains: tuple[float, ...] = field(default=(1.0, 1.5, 2.0), metadata=described("tuning grid of reference_gain",
+                                                                                      NON_NEGATIVE))
     tune_min_structure_weights: tuple[float, ...] = field(default=(0.0, 0.1, 0.2, 0.3),
                                                           metadata=described("tuning grid of the floor on pi_s (cs)", SHARE))
     tune_folds: int = field(default=5, metadata=described("held-out folds of the training stimuli for tuning", FOLDS))
@@ -65,7 +76,7 @@ class CSOptions(Options):
 
     def substitution(self) -> dict:
         """The settings that act on sampling (what a reconstruction's manifest records)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in ("lowpass_factor", "lowpass_kernel", "fraction", "tau", "noise_at")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in SUBSTITUTION_FIELDS}
 
 
 class ComponentSubstitution:
@@ -81,9 +92,9 @@ class ComponentSubstitution:
 
     def __init__(self, reference: torch.Tensor, pi_s, options: CSOptions | None = None, steps: int = 50,
                  seed: int | Sequence[int] = 0):
-        self.reference = reference
-        self.pi_s = torch.as_tensor(np.asarray(pi_s, np.float32), device=reference.device).view(-1, *[1] * (reference.ndim - 1))
         self.options = options or CSOptions()
+        self.reference = stretched(reference, self.options.reference_gain)
+        self.pi_s = torch.as_tensor(np.asarray(pi_s, np.float32), device=reference.device).view(-1, *[1] * (reference.ndim - 1))
         self.steps = steps
         seeds = [seed + i for i in range(len(reference))] if isinstance(seed, int) else list(seed)
         self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
@@ -109,3 +120,11 @@ class ComponentSubstitution:
         ref = self.noised_reference(t_prev if self.options.noise_at == "previous" else t, scheduler)
         f, kernel = self.options.lowpass_factor, self.options.lowpass_kernel
         return z_prev - w * lowpass(z_prev, f, kernel) + w * lowpass(ref, f, kernel)
+
+
+def stretched(reference: torch.Tensor, gain: float) -> torch.Tensor:
+    """Each sample's channels stretched about their own spatial mean by ``gain``."""
+    if gain == 1.0:
+        return reference
+    mean = reference.mean(dim=tuple(range(2, reference.ndim)), keepdim=True)
+    return mean + gain * (reference - mean)

@@ -120,7 +120,7 @@ def _weighted_loss(predicted: torch.Tensor, target: torch.Tensor, alpha_bar: tor
     return (weight * (predicted - target).pow(2).flatten(1).mean(1)).mean()
 
 
-def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOptions, start: int, losses: list[float],
+def _train_steps(model, ema, optimizer, data, cond, scheduler, gen, opts: TrainOptions, start: int, losses: list[float],
                  ckpt: Path, resume_key: dict, progress: bool, interrupted=lambda: False) -> None:
     """Steps ``start`` .. ``opts.steps``: one batch each, EMA update, a checkpoint every ``checkpoint_every``.
 
@@ -134,15 +134,15 @@ def _train_steps(model, ema, optimizer, data, cond, abar, gen, opts: TrainOption
             x0 = augment_batch(x0, opts, gen)
         c = cond[idx].clone()
         c[torch.rand(opts.batch_size, generator=gen) < opts.cond_dropout] = 0.0
-        t = torch.randint(0, len(abar), (opts.batch_size,), generator=gen)
+        t = torch.randint(0, len(scheduler.alphas_cumprod), (opts.batch_size,), generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
-        a = abar[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        xt = scheduler.add_noise(x0, noise, t)
         # cosine LR decay over the whole run
         for group in optimizer.param_groups:
             group["lr"] = opts.learning_rate * 0.5 * (1 + math.cos(math.pi * step / opts.steps))
-        target = noise if opts.prediction_type == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * x0
-        loss = _weighted_loss(model(xt, t, c), target, abar[t], opts.min_snr_gamma, opts.prediction_type)
+        target = noise if opts.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+        loss = _weighted_loss(model(xt, t, c), target, scheduler.alphas_cumprod[t], opts.min_snr_gamma,
+                              opts.prediction_type)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -186,7 +186,6 @@ def train_pixel_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Pat
     ema.load_state_dict(model.state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.learning_rate, weight_decay=0.0)
     scheduler = training_scheduler(opts.prediction_type)
-    abar = scheduler.alphas_cumprod.float()
     start, losses = 0, []
     ckpt = out / "checkpoint"
     gen = torch.Generator().manual_seed(opts.seed)
@@ -197,7 +196,7 @@ def train_pixel_prior(images: np.ndarray, embeddings: np.ndarray, out: str | Pat
     model.train()
     t0 = time.time()
     with deferred_interrupts() as interrupted:
-        _train_steps(model, ema, optimizer, data, cond, abar, gen, opts, start, losses, ckpt, resume_key, progress,
+        _train_steps(model, ema, optimizer, data, cond, scheduler, gen, opts, start, losses, ckpt, resume_key, progress,
                      interrupted)
     out.mkdir(parents=True, exist_ok=True)
     record = {**opts.to_dict(), "n_images": int(len(images)), "encoder": encoder.to_dict(), "final_loss_100": float(np.mean(losses[-100:])) if losses else None,

@@ -1,8 +1,8 @@
 """Choose CS settings by validation on held-out folds of the TRAINING data (never the test set).
 
 CS settings do not transfer across resolutions and spaces (docs/generation.md): the
-low-pass cutoff, the share of substituted steps and the floor on the gated pi_s
-are picked here by the pixel correlation of reconstructions of held-out training
+low-pass cutoff, the share of substituted steps, the gain on the structural
+reference and the floor on the gated pi_s are picked here by the pixel correlation of reconstructions of held-out training
 stimuli, decoded by decoders fitted without them (``gess.folds.held_out_fold_outputs``).
 """
 from __future__ import annotations
@@ -20,28 +20,37 @@ from gess.generation.sampling import SamplingOptions
 
 def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), fractions=(0.7, 0.9, 1.0),
             sampling: SamplingOptions | None = None, method: str = "cs", min_structure_weights=(0.0,),
-            base: CSOptions | None = None) -> tuple[CSOptions, float, list[dict]]:
-    """Grid search over (lowpass_factor, fraction, min_structure_weight).
+            base: CSOptions | None = None, reference_gains=(1.0,)) -> tuple[CSOptions, float, list[dict]]:
+    """Search over (lowpass_factor, fraction, reference_gain), then the floor on pi_s.
 
+    The first floor is used while the grid of the other three is tried; the other floors
+    are then tried with the best of them (a floor only raises the weight of the confident
+    samples, so it is chosen last rather than multiplying the grid).
     ``fold_outputs``: per fold a dict with c_prime, c, s, pi_c of held-out training
     samples and their true images ``target`` (uint8, any size). Returns the best CS
     options, the best floor, and every tried setting with its mean pixel correlation.
     """
     sampling = sampling or SamplingOptions()
     base = base or CSOptions()
-    results = []
-    for factor, fraction, floor in itertools.product(lowpass_factors, fractions, min_structure_weights):
-        opts = replace(base, lowpass_factor=factor, fraction=fraction, tune=False)
+
+    def tried(factor, fraction, gain, floor) -> dict:
+        opts = replace(base, lowpass_factor=factor, fraction=fraction, reference_gain=gain, tune=False)
         scores = []
         for fold in fold_outputs:
             imgs = generate_images(backend, fold["c_prime"], fold["c"], fold["s"], fold["pi_c"], method,
-                               replace(sampling, min_structure_weight=floor), seeds=list(range(len(fold["c"]))),
-                               cs_options=opts)
+                                   replace(sampling, min_structure_weight=floor), seeds=list(range(len(fold["c"]))),
+                                   cs_options=opts)
             scores.append(fold_pixcorr(imgs, fold["target"]))
-        results.append({"lowpass_factor": factor, "fraction": fraction, "min_structure_weight": floor,
-                        "pixcorr": float(np.mean(np.concatenate(scores)))})
+        return {"lowpass_factor": factor, "fraction": fraction, "reference_gain": gain, "min_structure_weight": floor,
+                "pixcorr": float(np.mean(np.concatenate(scores)))}
+
+    first, *others = min_structure_weights
+    results = [tried(*setting, first) for setting in itertools.product(lowpass_factors, fractions, reference_gains)]
+    top = max(results, key=lambda r: r["pixcorr"])
+    results += [tried(top["lowpass_factor"], top["fraction"], top["reference_gain"], floor) for floor in others]
     best = max(results, key=lambda r: r["pixcorr"])
-    chosen = replace(base, lowpass_factor=best["lowpass_factor"], fraction=best["fraction"], tune=False)
+    chosen = replace(base, lowpass_factor=best["lowpass_factor"], fraction=best["fraction"],
+                     reference_gain=best["reference_gain"], tune=False)
     return chosen, best["min_structure_weight"], results
 
 
