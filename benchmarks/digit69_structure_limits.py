@@ -1,0 +1,94 @@
+"""What limits the structural cue on digit69: alternatives to the ridge decoder on held-out TRAINING folds.
+
+    python benchmarks/digit69_structure_limits.py [--data ../shared/data/digit69/digit69_28x28.mat]
+        [--mnist ../shared/data/mnist/mnist_minus_digit69_test.npz]
+
+The 5 folds of ``gess.folds.held_out_fold_outputs`` (seed 0) of the 90 training stimuli; the test set
+never enters. Targets are the structural decoder's (the stimuli blurred by gess's default radius at
+28 px); every score is the mean per-image pixel correlation / Gaussian SSIM (sigma 1.5) with the sharp
+stimuli at 28 px. Rows:
+- ridge (dual form, voxels z-scored on the fitting fold) at several alphas (gess's default: 1000);
+- the decode projected onto the top-k principal components of 10,000 MNIST digits blurred alike;
+- a linear-Gaussian encoding model (ridge, pixels -> voxels; per-voxel noise from its residuals) inverted
+  under a Gaussian image prior whose covariance mixes MNIST's with the fitting fold's (posterior mean);
+- the stimuli themselves down to 8-20 px and back: what a prior at that side could keep at best.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from digit69_methods import grey, ssim28  # noqa: E402
+
+
+def main():
+    from gess.data import load_dataset
+    from gess.data.images import gaussian_smooth, resize_images, scaled_radius, STRUCTURAL_SMOOTHING_RADIUS_768
+    from gess.evaluation.identification import paired_correlation
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="../shared/data/digit69/digit69_28x28.mat")
+    ap.add_argument("--mnist", default="../shared/data/mnist/mnist_minus_digit69_test.npz")
+    args = ap.parse_args()
+    train = load_dataset(args.data).train
+    radius = scaled_radius(STRUCTURAL_SMOOTHING_RADIUS_768, 28)
+    n = len(train.stimulus_ids)
+    fmri = train.fmri.astype(np.float64)
+    pixels = (gaussian_smooth(train.images, radius) / 255.0).reshape(n, -1)
+    stimuli = train.images
+    mnist = np.load(args.mnist)["images"][:10000][..., None]
+    mnist = (gaussian_smooth(mnist, radius) / 255.0).reshape(len(mnist), -1)
+    mnist_mean, mnist_cov = mnist.mean(0), np.cov(mnist.T)
+    _, _, components = np.linalg.svd(mnist - mnist_mean, full_matrices=False)
+    folds = np.array_split(np.random.default_rng(0).permutation(n), 5)
+
+    def score(decoded, rows):
+        images = np.rint(np.clip(decoded, 0, 1).reshape(-1, 28, 28, 1) * 255).astype(np.uint8).repeat(3, -1)
+        return paired_correlation(grey(images), grey(stimuli[rows])), ssim28(stimuli[rows], images)
+
+    def cross_validated(decode):
+        r, s = [], []
+        for held in folds:
+            keep = np.setdiff1d(np.arange(n), held)
+            mean, std = fmri[keep].mean(0), fmri[keep].std(0) + 1e-8
+            a, b = score(decode((fmri[keep] - mean) / std, pixels[keep], (fmri[held] - mean) / std), held)
+            r.append(a)
+            s.append(b)
+        return np.concatenate(r).mean(), np.concatenate(s).mean()
+
+    def ridge(y, x, y_new, alpha):
+        dual = np.linalg.solve(y @ y.T + alpha * np.eye(len(y)), x - x.mean(0))
+        return x.mean(0) + y_new @ y.T @ dual
+
+    def gaussian_inversion(y, x, y_new, alpha, mix):
+        prior = (1 - mix) * mnist_cov + mix * np.cov(x.T) + 1e-4 * np.eye(x.shape[1])
+        xc, yc = x - x.mean(0), y - y.mean(0)
+        weights = yc.T @ np.linalg.solve(xc @ xc.T + alpha * np.eye(len(xc)), xc)  # voxels x pixels
+        noise = (yc - xc @ weights.T).var(0)
+        noise = noise + 1e-3 * noise.mean()
+        scaled = weights.T / noise
+        gain = np.linalg.inv(np.linalg.inv(prior) + scaled @ weights) @ scaled
+        return x.mean(0) + (y_new - y.mean(0)) @ gain.T
+
+    for alpha in (100, 300, 1000, 3000, 10000):
+        print(f"ridge alpha {alpha:<6}            pixcorr %.3f  SSIM %.3f" % cross_validated(lambda y, x, z: ridge(y, x, z, alpha)))
+    for k in (20, 40, 80, 160):
+        basis = components[:k]
+        project = lambda y, x, z: (ridge(y, x, z, 1000) - mnist_mean) @ basis.T @ basis + mnist_mean  # noqa: E731
+        print(f"ridge 1000, MNIST PCA {k:<4}      pixcorr %.3f  SSIM %.3f" % cross_validated(project))
+    for alpha in (0.01, 1.0, 10.0):
+        for mix in (0.0, 0.5, 0.8):
+            invert = lambda y, x, z: gaussian_inversion(y, x, z, alpha, mix)  # noqa: E731
+            print(f"Gaussian inversion a {alpha:<5} mix {mix}  pixcorr %.3f  SSIM %.3f" % cross_validated(invert))
+    for side in (8, 10, 12, 16, 20):
+        round_trip = resize_images(resize_images(stimuli, side), 28)
+        r, s = paired_correlation(grey(round_trip), grey(stimuli)).mean(), ssim28(stimuli, round_trip).mean()
+        print(f"stimuli via {side:>2} px and back       pixcorr %.3f  SSIM %.3f" % (r, s))
+
+
+if __name__ == "__main__":
+    main()
