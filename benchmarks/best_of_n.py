@@ -62,7 +62,8 @@ def digit69(args):
     cs = CSOptions(preset="paper")
     if args.tuned_from:  # the CS settings `gess run configs/digit69.yaml` chose on held-out training folds
         tuned = json.loads(Path(args.tuned_from).read_text())[0]["tuned"]
-        cs = replace(cs, lowpass_factor=tuned["lowpass_factor"], fraction=tuned["fraction"])
+        cs = replace(cs, lowpass_factor=tuned["lowpass_factor"], fraction=tuned["fraction"],
+                     reference_gain=tuned.get("reference_gain", 1.0))  # manifests before the gain: 1
         sampling = replace(sampling, min_structure_weight=tuned["min_structure_weight"])
     return dataset, decoder, Path(args.prior), sampling, cs, mnist_reader(args.mnist), labels, {"group": None}
 

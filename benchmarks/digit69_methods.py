@@ -11,7 +11,8 @@ grey, at the stimuli's 28 px) over seeds, and how many reconstructions a digit
 classifier trained on MNIST (less digit69's test stimuli) reads as the right digit.
 Every setting is chosen on 5 held-out folds of the 90 TRAINING stimuli, never on the
 test set: which M_s feeds the generator (by the folds' structure pixel correlation),
-and with --tune the CS low-pass factor, share of substituted steps and floor on pi_s.
+and with --tune the CS low-pass factor, share of substituted steps and reference gain, then the
+floor on pi_s (``gess.generation.tuning.tune_cs``, what ``cs: {tune: true}`` runs, on this script's grid).
 Saves the grid (stimulus, ridge structure, self-supervised structure, semantic,
 cs-equal, cs, gg) and a JSON of every figure to docs/figures/.
 """
@@ -81,7 +82,8 @@ def main():
     ap.add_argument("--cs-fraction", type=float, default=0.9)
     ap.add_argument("--cs-min-structure", type=float, default=0.0)
     ap.add_argument("--tune-lowpass", type=float, nargs="+", default=[1.5, 2.0])
-    ap.add_argument("--tune-fraction", type=float, nargs="+", default=[0.9, 1.0])
+    ap.add_argument("--tune-fraction", type=float, nargs="+", default=[0.7, 0.9, 1.0])
+    ap.add_argument("--tune-reference-gain", type=float, nargs="+", default=[1.0, 1.5, 2.0])
     ap.add_argument("--tune-min-structure", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds; the figures are their means")
     ap.add_argument("--figure", default="docs/figures/digit69_methods.png")
@@ -116,11 +118,12 @@ def main():
     grid = []
     if args.tune:
         cs, floor, grid = tune_cs(backend, folds[chosen], args.tune_lowpass, args.tune_fraction, sampling,
-                                  min_structure_weights=args.tune_min_structure)
+                                  min_structure_weights=args.tune_min_structure,
+                                  reference_gains=args.tune_reference_gain)
         sampling = SamplingOptions(steps=args.steps, guidance_scale=args.guidance_scale, min_structure_weight=floor)
         print("CS validation on held-out training folds (mean pixel correlation):")
         for r in grid:
-            print(f"  lowpass x{r['lowpass_factor']:<4} fraction {r['fraction']:<4} "
+            print(f"  lowpass x{r['lowpass_factor']:<4} fraction {r['fraction']:<4} gain {r['reference_gain']:<4} "
                   f"min pi_s {r['min_structure_weight']:<4} -> {r['pixcorr']:.3f}")
         print(f"chosen: {cs.substitution()}, floor on pi_s {sampling.min_structure_weight}")
 

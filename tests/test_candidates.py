@@ -177,7 +177,8 @@ def test_cs_tuning_is_reused_across_candidate_settings_it_never_reads(tmp_path, 
 
     monkeypatch.setenv("GESS_CACHE", str(tmp_path / "cache"))
     calls = []
-    monkeypatch.setattr(folds, "tune_cs", lambda *a, **k: calls.append(1) or (CSOptions(lowpass_factor=3.0), 0.1, []))
+    monkeypatch.setattr(folds, "tune_cs", lambda *a, **k: calls.append(1) or (CSOptions(lowpass_factor=3.0, reference_gain=2.0),
+                                                                             0.1, []))
     decoder = SimpleNamespace(metadata_={"fingerprint": "decoders"}, get_params=dict)
     train = SimpleNamespace(fmri=np.zeros((4, 3)), images=np.zeros((4, 8, 8, 1), np.uint8), stimulus_ids=np.arange(4))
     backend = SimpleNamespace(config=lambda: {"kind": "tiny"})
@@ -187,8 +188,9 @@ def test_cs_tuning_is_reused_across_candidate_settings_it_never_reads(tmp_path, 
                                                CSOptions(tune=True), fold_outputs=lambda: [])
 
     chosen, record = tune()
-    assert chosen.lowpass_factor == 3.0 and record["min_structure_weight"] == 0.1 and len(calls) == 1
-    tune(candidate_tuning_stimuli=5, candidates=4)  # read by the candidate tuning only
+    assert (chosen.lowpass_factor, chosen.reference_gain, record["min_structure_weight"]) == (3.0, 2.0, 0.1)
     assert len(calls) == 1
+    again, _ = tune(candidate_tuning_stimuli=5, candidates=4)  # read by the candidate tuning only
+    assert len(calls) == 1 and (again.lowpass_factor, again.reference_gain) == (3.0, 2.0)  # from the cached record
     tune(steps=7)
     assert len(calls) == 2

@@ -187,6 +187,22 @@ def test_tune_cs_tries_the_grid_then_the_floors_and_returns_the_best(backend):
                                                           winner["min_structure_weight"])
 
 
+def test_tune_cs_takes_its_grids_from_the_options_and_floors_for_cs_only(backend):
+    from gess.generation.tuning import tune_cs
+
+    rng = np.random.default_rng(2)
+    folds = [{"c_prime": rng.normal(size=(2, 8)).astype(np.float32), "c": rng.normal(size=(2, 8)).astype(np.float32),
+              "s": rng.random((2, 16, 16, 1)).astype(np.float32), "pi_c": np.array([0.3, 1.0], np.float32),
+              "target": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)}]
+    base = CSOptions(tune_lowpass_factors=(2.0,), tune_fractions=(1.0,), tune_reference_gains=(1.0, 2.0),
+                     tune_min_structure_weights=(0.0, 0.3))
+    sampling = SamplingOptions(steps=3, guidance_scale=1.0)
+    _, _, equal = tune_cs(backend, folds, sampling=sampling, method="cs-equal", base=base)
+    _, _, gated = tune_cs(backend, folds, sampling=sampling, method="cs", base=base)
+    assert [(r["reference_gain"], r["min_structure_weight"]) for r in equal] == [(1.0, 0.0), (2.0, 0.0)]
+    assert [r["min_structure_weight"] for r in gated] == [0.0, 0.0, 0.3]
+
+
 def test_reference_gain_stretches_each_reference_about_its_own_mean():
     from gess.generation.cs import ComponentSubstitution
 

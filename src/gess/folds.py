@@ -64,7 +64,6 @@ def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, metho
     Returns (CSOptions with the chosen low-pass factor, share of steps and reference gain, a record
     with the chosen floor on pi_s and every setting tried).
     """
-    floors = cs.tune_min_structure_weights if method == "cs" else (0.0,)
     key = _tuning_key("cs-tuning", decoder, train, backend, method, sampling, cs.to_dict(),
                       unread=("candidate_tuning_stimuli",))
     path = cache_dir() / "cs-tuning" / f"{key}.json"
@@ -73,8 +72,7 @@ def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, metho
     else:
         log(console, f"tuning CS ({method}) on {cs.tune_folds} held-out folds of the training data")
         folds = fold_outputs() if fold_outputs else held_out_fold_outputs(decoder, train, cs.tune_folds, autoencoder=backend)
-        best, floor, grid = tune_cs(backend, folds, cs.tune_lowpass_factors, cs.tune_fractions, sampling, method, floors, cs,
-                                    cs.tune_reference_gains)
+        best, floor, grid = tune_cs(backend, folds, sampling=sampling, method=method, base=cs)  # cs's tuning grids
         record = {"lowpass_factor": best.lowpass_factor, "fraction": best.fraction,
                   "reference_gain": best.reference_gain, "min_structure_weight": floor,
                   "folds": cs.tune_folds, "grid": grid, "tuned_on": [str(s) for s in train.stimulus_ids]}

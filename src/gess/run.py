@@ -167,7 +167,7 @@ DEMO_CONFIG = {
     "protocol": "paper",
     # CS low-pass, share of steps, reference gain and the floor on the gated pi_s: what `cs: {tune: true}` chose on
     # 5 held-out folds of the demo's training images (docs/generation.md), fixed here so that the demo does not tune
-    # for 4 minutes
+    # for 5 minutes
     "sampling": {"steps": 25, "guidance_scale": 1.0, "min_structure_weight": 0.3},
     "cs": {"lowpass_factor": 1.5, "fraction": 0.9, "reference_gain": 1.5},
     "structure": {"size": 8},

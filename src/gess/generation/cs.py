@@ -16,8 +16,8 @@ the current t). A field left unset takes the preset's value; the default preset,
 ``paper``, keeps the ``bicubic`` kernel every measured figure in the docs used.
 
 CS settings do not transfer across resolutions and spaces (docs/generation.md):
-``tune=True`` chooses the low-pass factor, the share of steps and the floor on
-pi_s on held-out folds of the training data (:mod:`gess.generation.tuning`).
+``tune=True`` chooses the low-pass factor, the share of steps, the reference gain
+and the floor on pi_s on held-out folds of the training data (:mod:`gess.generation.tuning`).
 """
 from __future__ import annotations
 
@@ -52,10 +52,10 @@ class CSOptions(Options):
                                          "(ILVR's Resizer, as released; the released preset)"))
     fraction: float | None = field(default=None, metadata=described("share of the steps (from the noisiest) that substitute", SHARE))
     tau: float | None = field(default=None, metadata=described("temporal decay of the CS weight", NON_NEGATIVE))
-    reference_gain: float = field(default=1.0, metadata=described(
-        "stretch the structural reference about its own mean by this factor (1: as decoded)", NON_NEGATIVE))
     noise_at: Literal["previous", "current"] | None = field(
         default=None, metadata=described("reference noised to t-1 (previous, the paper) or t (current, released)"))
+    reference_gain: float = field(default=1.0, metadata=described(
+        "stretch the structural reference about its own mean by this factor (1: as decoded)", NON_NEGATIVE))
     tune: bool = field(default=False, metadata=described("choose lowpass_factor, fraction, reference_gain and the pi_s "
                                                       "floor on held-out folds of the training data"))
     tune_lowpass_factors: tuple[float, ...] = field(default=(1.5, 2.0), metadata=described("tuning grid of lowpass_factor",

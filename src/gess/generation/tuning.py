@@ -18,20 +18,26 @@ from gess.generation.generate import generate_images
 from gess.generation.sampling import SamplingOptions
 
 
-def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=(1.5, 2.0, 3.0), fractions=(0.7, 0.9, 1.0),
-            sampling: SamplingOptions | None = None, method: str = "cs", min_structure_weights=(0.0,),
-            base: CSOptions | None = None, reference_gains=(1.0,)) -> tuple[CSOptions, float, list[dict]]:
+def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=None, fractions=None, sampling: SamplingOptions | None = None,
+            method: str = "cs", min_structure_weights=None, base: CSOptions | None = None,
+            reference_gains=None) -> tuple[CSOptions, float, list[dict]]:
     """Search over (lowpass_factor, fraction, reference_gain), then the floor on pi_s.
 
     The first floor is used while the grid of the other three is tried; the other floors
     are then tried with the best of them (a floor only raises the weight of the confident
-    samples, so it is chosen last rather than multiplying the grid).
+    samples, so it is chosen last rather than multiplying the grid). A grid left None is
+    ``base``'s (``CSOptions.tune_*``); the floors are ``base``'s for ``cs`` and 0 otherwise.
     ``fold_outputs``: per fold a dict with c_prime, c, s, pi_c of held-out training
     samples and their true images ``target`` (uint8, any size). Returns the best CS
     options, the best floor, and every tried setting with its mean pixel correlation.
     """
     sampling = sampling or SamplingOptions()
     base = base or CSOptions()
+    lowpass_factors = base.tune_lowpass_factors if lowpass_factors is None else lowpass_factors
+    fractions = base.tune_fractions if fractions is None else fractions
+    reference_gains = base.tune_reference_gains if reference_gains is None else reference_gains
+    if min_structure_weights is None:
+        min_structure_weights = base.tune_min_structure_weights if method == "cs" else (0.0,)
 
     def tried(factor, fraction, gain, floor) -> dict:
         opts = replace(base, lowpass_factor=factor, fraction=fraction, reference_gain=gain, tune=False)
