@@ -7,7 +7,7 @@ The 5 folds of ``gess.folds.held_out_fold_outputs`` (seed 0) of the 90 training 
 never enters. Targets are the structural decoder's (the stimuli blurred by gess's default radius at
 28 px); every score is the mean per-image pixel correlation / Gaussian SSIM (sigma 1.5) with the sharp
 stimuli at 28 px. Rows:
-- ridge (dual form, voxels z-scored on the fitting fold) at several alphas (gess's default: 1000);
+- ridge (``gess.decoding.ridge.Ridge``, voxels z-scored on the fitting fold) at several alphas (default 1000);
 - the decode projected onto the top-k principal components of 10,000 MNIST digits blurred alike;
 - a linear-Gaussian encoding model (ridge, pixels -> voxels; per-voxel noise from its residuals) inverted
   under a Gaussian image prior whose covariance mixes MNIST's with the fitting fold's (posterior mean);
@@ -27,6 +27,7 @@ from digit69_methods import grey, ssim28  # noqa: E402
 
 def main():
     from gess.data import load_dataset
+    from gess.decoding.ridge import Ridge
     from gess.data.images import gaussian_smooth, resize_images, scaled_radius, STRUCTURAL_SMOOTHING_RADIUS_768
     from gess.evaluation.identification import paired_correlation
 
@@ -60,9 +61,8 @@ def main():
             s.append(b)
         return np.concatenate(r).mean(), np.concatenate(s).mean()
 
-    def ridge(y, x, y_new, alpha):
-        dual = np.linalg.solve(y @ y.T + alpha * np.eye(len(y)), x - x.mean(0))
-        return x.mean(0) + y_new @ y.T @ dual
+    def ridge(y, x, y_new, alpha):  # gess's structural decoder: ridge with an intercept, voxels z-scored
+        return Ridge(alpha=alpha, dtype="float64").fit(y, x).predict(y_new)
 
     def gaussian_inversion(y, x, y_new, alpha, mix):
         prior = (1 - mix) * mnist_cov + mix * np.cov(x.T) + 1e-4 * np.eye(x.shape[1])

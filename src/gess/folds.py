@@ -13,7 +13,7 @@ from gess.decoding import GESSDecoder, StructuralSpace
 from gess.featurecache import encoder_of
 from gess.generation.generate import generate_images
 from gess.generation.sampling import candidate_seed
-from gess.generation.tuning import fold_pixcorr, tune_cs
+from gess.generation.tuning import TUNED_FIELDS, fold_pixcorr, tune_cs
 from gess.io import read_json, write_json
 from gess.progress import log
 
@@ -73,14 +73,12 @@ def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, metho
         log(console, f"tuning CS ({method}) on {cs.tune_folds} held-out folds of the training data")
         folds = fold_outputs() if fold_outputs else held_out_fold_outputs(decoder, train, cs.tune_folds, autoencoder=backend)
         best, floor, grid = tune_cs(backend, folds, sampling=sampling, method=method, base=cs)  # cs's tuning grids
-        record = {"lowpass_factor": best.lowpass_factor, "fraction": best.fraction,
-                  "reference_gain": best.reference_gain, "min_structure_weight": floor,
+        record = {**{name: getattr(best, name) for name in TUNED_FIELDS}, "min_structure_weight": floor,
                   "folds": cs.tune_folds, "grid": grid, "tuned_on": [str(s) for s in train.stimulus_ids]}
         write_json(path, record)
-    gain = record["reference_gain"]
     log(console, f"CS chosen on training folds: low-pass x{record['lowpass_factor']}, fraction {record['fraction']}, "
-                 f"reference gain {gain}, floor {record['min_structure_weight']}")
-    return replace(cs, lowpass_factor=record["lowpass_factor"], fraction=record["fraction"], reference_gain=gain), record
+                 f"reference gain {record['reference_gain']}, floor {record['min_structure_weight']}")
+    return replace(cs, **{name: record[name] for name in TUNED_FIELDS}), record
 
 
 def _tuning_key(name: str, decoder: GESSDecoder, train: Split, backend, method: str, sampling, *more,

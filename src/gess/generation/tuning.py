@@ -18,6 +18,9 @@ from gess.generation.generate import generate_images
 from gess.generation.sampling import SamplingOptions
 
 
+TUNED_FIELDS = ("lowpass_factor", "fraction", "reference_gain")  # the CSOptions fields the tuning sets
+
+
 def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=None, fractions=None, sampling: SamplingOptions | None = None,
             method: str = "cs", min_structure_weights=None, base: CSOptions | None = None,
             reference_gains=None) -> tuple[CSOptions, float, list[dict]]:
@@ -55,8 +58,7 @@ def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=None, fractions=N
     top = max(results, key=lambda r: r["pixcorr"])
     results += [tried(top["lowpass_factor"], top["fraction"], top["reference_gain"], floor) for floor in others]
     best = max(results, key=lambda r: r["pixcorr"])
-    chosen = replace(base, lowpass_factor=best["lowpass_factor"], fraction=best["fraction"],
-                     reference_gain=best["reference_gain"], tune=False)
+    chosen = replace(base, **{name: best[name] for name in TUNED_FIELDS}, tune=False)
     return chosen, best["min_structure_weight"], results
 
 
