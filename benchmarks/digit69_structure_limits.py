@@ -8,6 +8,8 @@ never enters. Targets are the structural decoder's (the stimuli blurred by gess'
 28 px); every score is the mean per-image pixel correlation / Gaussian SSIM (sigma 1.5) with the sharp
 stimuli at 28 px. Rows:
 - ridge (``gess.decoding.ridge.Ridge``, voxels z-scored on the fitting fold) at several alphas (default 1000);
+- ridge on the k voxels an encoding model of the blurred pixels predicts best on held-out folds of the fitting
+  fold (``gess.decoding.encoding.structural_voxels``, what ``GESSDecoder(structural_voxels=k)`` reads), k x alpha;
 - the decode projected onto the top-k principal components of 10,000 MNIST digits blurred alike;
 - a linear-Gaussian encoding model (ridge, pixels -> voxels; per-voxel noise from its residuals) inverted
   under a Gaussian image prior whose covariance mixes MNIST's with the fitting fold's (posterior mean);
@@ -27,6 +29,7 @@ from digit69_methods import grey, ssim28  # noqa: E402
 
 def main():
     from gess.data import load_dataset
+    from gess.decoding.encoding import structural_voxels
     from gess.decoding.ridge import Ridge
     from gess.data.images import gaussian_smooth, resize_images, scaled_radius, STRUCTURAL_SMOOTHING_RADIUS_768
     from gess.evaluation.identification import paired_correlation
@@ -56,6 +59,7 @@ def main():
         for held in folds:
             keep = np.setdiff1d(np.arange(n), held)
             mean, std = fmri[keep].mean(0), fmri[keep].std(0) + 1e-8
+            decode.fold = keep
             a, b = score(decode((fmri[keep] - mean) / std, pixels[keep], (fmri[held] - mean) / std), held)
             r.append(a)
             s.append(b)
@@ -76,6 +80,20 @@ def main():
 
     for alpha in (100, 300, 1000, 3000, 10000):
         print(f"ridge alpha {alpha:<6}            pixcorr %.3f  SSIM %.3f" % cross_validated(lambda y, x, z: ridge(y, x, z, alpha)))
+    selections = {}  # per fitting fold, the voxels ordered as structural_voxels ranks them (computed once)
+
+    def selected(k, alpha):
+        def decode(y, x, z):
+            key = tuple(decode.fold)
+            if key not in selections:
+                selections[key] = structural_voxels(y.astype(np.float32), blurred[decode.fold], y.shape[1], ranked=True)
+            voxels = np.sort(selections[key][:k])
+            return ridge(y[:, voxels], x, z[:, voxels], alpha)
+        return decode
+    blurred = gaussian_smooth(train.images, radius) / 255.0
+    for k in (200, 300, 500, 800, 1200):
+        for alpha in (30, 100, 300, 1000):
+            print(f"ridge on {k:>4} voxels, alpha {alpha:<4} pixcorr %.3f  SSIM %.3f" % cross_validated(selected(k, alpha)))
     for k in (20, 40, 80, 160):
         basis = components[:k]
         project = lambda y, x, z: (ridge(y, x, z, 1000) - mnist_mean) @ basis.T @ basis + mnist_mean  # noqa: E731

@@ -219,6 +219,54 @@ def test_digit69_structural_decoder_reaches_the_linear_bar():
     assert np.mean(r) >= 0.78
 
 
+def _structure_in_a_few_voxels(seed: int = 0, n: int = 80, voxels: int = 40, driven: int = 6):
+    """Voxels 0..driven-1 answer to the structural targets, the rest are noise."""
+    rng = np.random.default_rng(seed)
+    S = rng.random((n, 4, 4, 1))
+    X = rng.normal(size=(n, voxels))
+    X[:, :driven] += 6 * S.reshape(n, -1)[:, :driven]
+    return X, rng.normal(size=(n, 5)), S
+
+
+def test_structural_voxels_are_those_the_structure_predicts():
+    from gess.decoding.encoding import structural_voxels
+
+    X, _, S = _structure_in_a_few_voxels()
+    z = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    np.testing.assert_array_equal(structural_voxels(z, S, 6), np.arange(6))
+    ranked = structural_voxels(z, S, 40, ranked=True)
+    assert sorted(ranked) == list(range(40)) and set(ranked[:6]) == set(range(6))
+
+
+def test_selected_structural_decoder_reads_only_its_voxels_and_survives_saving(tmp_path):
+    X, C, S = _structure_in_a_few_voxels(1)
+    model = GESSDecoder(n_neighbors=3, structural_voxels=6, alpha_structural=10.0).fit(X, C, S)
+    np.testing.assert_array_equal(model.structural_.voxels_, np.arange(6))
+    test = np.random.default_rng(2).normal(size=(5, 40))
+    moved = test.copy()
+    moved[:, 6:] += 5.0  # voxels M_s does not read
+    np.testing.assert_array_equal(model.decode(test).s, model.decode(moved).s)
+    assert not np.array_equal(model.decode(test).c_raw, model.decode(moved).c_raw)  # M_c still reads them
+    # the same fit as a ridge on those voxels alone
+    z = model._standardize(X)
+    alone = Ridge(alpha=10.0).fit(z[:, :6], S.reshape(len(S), -1))
+    np.testing.assert_allclose(model.decode(test).s.reshape(5, -1), alone.predict(model._standardize(test)[:, :6]),
+                               rtol=1e-4, atol=1e-5)
+    model.save(tmp_path / "m")
+    loaded = GESSDecoder.load(tmp_path / "m")
+    assert loaded.structural_voxels == 6
+    np.testing.assert_array_equal(loaded.structural_.voxels_, model.structural_.voxels_)
+    np.testing.assert_array_equal(loaded.decode(test).s, model.decode(test).s)
+
+
+def test_selecting_at_least_every_voxel_is_no_selection():
+    X, C, S = _structure_in_a_few_voxels(3)
+    every = GESSDecoder(n_neighbors=3).fit(X, C, S)
+    more = GESSDecoder(n_neighbors=3, structural_voxels=40).fit(X, C, S)
+    assert more.structural_.voxels_ is None
+    np.testing.assert_array_equal(every.decode(X).s, more.decode(X).s)
+
+
 def test_ridge_fitted_in_target_chunks_equals_one_pass():
     rng = np.random.default_rng(4)
     X, Y = rng.normal(size=(30, 50)), rng.normal(size=(30, 11))

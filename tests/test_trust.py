@@ -41,6 +41,15 @@ def test_state_round_trip():
     np.testing.assert_array_equal(again.score(embeddings[100:], voxels[100:]), model.score(embeddings[100:], voxels[100:]))
 
 
+def test_an_images_match_does_not_depend_on_the_rows_scored_with_it():
+    """Best-of-N keeps the best match: the same candidate must score the same alone or in any batch."""
+    _, _, embeddings, voxels = _encoding_world(d=64, v=200)
+    model = BrainConsistency().fit(voxels[:100], embeddings[:100])
+    together = model.match(embeddings[100:], voxels[100:])
+    for rows in ([0], [3], [1, 2], list(range(7)), [19, 4, 11]):
+        np.testing.assert_array_equal(model.match(embeddings[100:][rows], voxels[100:][rows]), together[rows])
+
+
 def test_identification_per_sample_and_sentences():
     rng = np.random.default_rng(1)
     truth = rng.normal(size=(10, 6))

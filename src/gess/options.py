@@ -67,7 +67,8 @@ FOLDS = Range(2)
 # the ranges of estimators' __init__ parameters (a signature cannot carry metadata), by class name
 PARAMETER_RANGES: dict[str, dict[str, Range]] = {
     "GESSDecoder": {"alpha_semantic": POSITIVE, "alpha_structural": POSITIVE, "alphas": POSITIVE,
-                    "n_neighbors": AT_LEAST_1, "regularization": NON_NEGATIVE, "w_c": SHARE, "cv_folds": FOLDS},
+                    "n_neighbors": AT_LEAST_1, "regularization": NON_NEGATIVE, "w_c": SHARE, "cv_folds": FOLDS,
+                    "structural_voxels": AT_LEAST_1},
 }
 
 

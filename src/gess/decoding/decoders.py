@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from gess.data.dataset import validate_fmri, voxel_statistics
+from gess.decoding.encoding import structural_voxels
 from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, GateName, calibrate, make_gate
 from gess.decoding.ridge import Ridge, RidgeFactorization, cv_folds, factorize
 from gess.decoding.semantic import SemanticDecoder
@@ -43,6 +44,9 @@ class GESSDecoder(BaseEstimator):
     ----------
     alpha_semantic, alpha_structural : ridge regularisation (paper: 1000 both).
     alphas : optional grid; when given, each ridge chooses alpha by 5-fold CV.
+    structural_voxels : M_s reads only this many voxels, those an encoding model of the structural targets
+        predicts best on held-out folds of the training trials (None: every voxel). Choose it, with
+        ``alpha_structural``, on held-out folds (``benchmarks/digit69_structure_limits.py``).
     alignment, n_neighbors, reprojection, regularization, w_c : see
         :class:`~gess.decoding.semantic.SemanticDecoder`.
     gate : name in :data:`gess.decoding.gating.GATES`; ``gate_options`` its arguments.
@@ -77,6 +81,7 @@ class GESSDecoder(BaseEstimator):
     """
 
     def __init__(self, alpha_semantic: float = 1000.0, alpha_structural: float = 1000.0, alphas: list[float] | None = None,
+                 structural_voxels: int | None = None,
                  alignment: Literal["batch", "reference", "none"] = "batch", n_neighbors: int = 5,
                  reprojection: Literal["released", "lle", "none"] = "released",
                  regularization: float | None = None, w_c: float = 1.0, gate: GateName = DEFAULT_GATE,
@@ -86,6 +91,7 @@ class GESSDecoder(BaseEstimator):
         self.alpha_semantic = alpha_semantic
         self.alpha_structural = alpha_structural
         self.alphas = alphas
+        self.structural_voxels = structural_voxels
         self.alignment = alignment
         self.n_neighbors = n_neighbors
         self.reprojection = reprojection
@@ -169,18 +175,24 @@ class GESSDecoder(BaseEstimator):
         self.semantic_ = self._semantic_decoder()
         self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross, ridge=semantic_ridge.release())
         clock = time.perf_counter()
-        if isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas:
+        voxels = None
+        if self.structural_voxels is not None and self.structural_voxels < z.shape[1]:
+            voxels = structural_voxels(z, structure, self.structural_voxels, self.cv_folds, groups)
+            shared = factorize(z[:, voxels], structural_alphas)
+        elif isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas:
             shared = factorize(z, structural_alphas)
+        read = z if voxels is None else z[:, voxels]
         gate = make_gate(self.gate, **(self.gate_options or {}))
         structural_cross = None
-        if self.structural_decoder == "self-supervised" or gate.needs_structure:
-            targets = structure.reshape(len(structure), -1)  # cross-fitting needs all targets in one chunk
-            structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(z, targets, shared, chunk=max(8192, targets.shape[1]))
+        targets = structure.reshape(len(structure), -1)
+        if self.structural_decoder == "self-supervised" or gate.needs_structure:  # cross-fitting needs one chunk
+            structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(read, targets, shared, chunk=max(8192, targets.shape[1]))
             structural_cross = structural_ridge.cross_fitted(cv_folds(len(z), self.cv_folds, groups)).reshape(structure.shape)
         else:
-            structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(z, structure.reshape(len(structure), -1), shared)
+            structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(read, targets, shared)
+        del read
         self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas)
-        self.structural_.fit(z, structure, ridge=structural_ridge.release())
+        self.structural_.fit(z, structure, ridge=structural_ridge.release(), voxels=voxels)
         self.alpha_structural_used_ = self.structural_.ridge_.alpha_
         timings["structural"] = time.perf_counter() - clock
         if self.structural_decoder == "self-supervised":

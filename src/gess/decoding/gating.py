@@ -57,9 +57,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from gess.decoding.ridge import Ridge, cv_folds
-from gess.decoding.trust import (DEFAULT_ALPHAS, _block_standardization, _columnwise_correlation, _standardized_rows,
-                                 pooled_structure)
+from gess.decoding.ridge import cv_folds
+from gess.decoding.encoding import (DEFAULT_ALPHAS, block_standardization, held_out_voxel_correlation, pooled_structure,
+                                   standardized_rows)
 from gess.errors import GessInputError
 from gess.persistence import Component
 
@@ -277,7 +277,7 @@ class BrainGate(Gate):
     def _fit_features(self, block: str, truth: np.ndarray) -> np.ndarray:
         """Learn the block's standardisation (and PCA) from the true training features; return them transformed."""
         raw = _flat(truth, block)
-        mean, scale = _block_standardization([raw])
+        mean, scale = block_standardization([raw])
         setattr(self, f"{block}_mean_", mean)
         setattr(self, f"{block}_scale_", scale)
         if self.n_components is not None:
@@ -291,8 +291,7 @@ class BrainGate(Gate):
 
     def _fit_encoding(self, x: np.ndarray, z: np.ndarray, groups) -> dict:
         """Ridge features -> every voxel; keep the voxels best predicted on held-out folds."""
-        ridge = Ridge(alphas=list(self.alphas), device="cpu").fit(x, z, chunk=max(8192, z.shape[1]))
-        r = _columnwise_correlation(ridge.cross_fitted(cv_folds(len(z), self.folds, groups)), z)
+        ridge, r = held_out_voxel_correlation(x, z, self.alphas, self.folds, groups)
         order = np.argsort(-r)[: self.n_voxels]
         voxels = order[r[order] > 0]
         if len(voxels) < min(MIN_VOXELS, len(order)):  # a correlation needs a pattern: the best few, even if poor
@@ -367,7 +366,7 @@ def _match(x: np.ndarray, z: np.ndarray, voxels: np.ndarray, coef: np.ndarray, i
     """Pearson r of each row's predicted response with its measured one, over ``voxels`` (float64)."""
     predicted = np.asarray(x, np.float64) @ coef.astype(np.float64) + intercept
     measured = np.asarray(z, np.float64)[:, voxels]
-    return (_standardized_rows(predicted) * _standardized_rows(measured)).sum(1)
+    return (standardized_rows(predicted) * standardized_rows(measured)).sum(1)
 
 
 def _negative_residual(x: np.ndarray, z: np.ndarray, voxels: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:

@@ -126,28 +126,40 @@ class StructuralDecoder:
 
     Attributes
     ----------
-    ridge_ : the fitted ridge; target_shape_ : shape of one target.
+    ridge_ : the fitted ridge (over every voxel: those left out of a selection weigh 0);
+    target_shape_ : shape of one target; voxels_ : the voxels it reads (None: all).
     """
 
     def __init__(self, alpha: float = 1000.0, alphas=None):
         self.alpha = alpha
         self.alphas = alphas
 
-    def fit(self, fmri: np.ndarray, targets: np.ndarray, ridge: Ridge | None = None) -> "StructuralDecoder":
-        """Fit on z-scored fMRI; ``ridge``, when given, is an already fitted voxels -> targets ridge."""
+    def fit(self, fmri: np.ndarray, targets: np.ndarray, ridge: Ridge | None = None,
+            voxels: np.ndarray | None = None) -> "StructuralDecoder":
+        """Fit on z-scored fMRI; ``ridge``, when given, is an already fitted ridge from the ``voxels`` (sorted
+        indices; None: all) to the targets."""
         targets = np.asarray(targets, np.float32)
         self.target_shape_ = tuple(targets.shape[1:])
         flat = targets.reshape(len(targets), -1)
-        self.ridge_ = ridge if ridge is not None else Ridge(self.alpha, self.alphas).fit(fmri, flat)
+        self.voxels_ = None if voxels is None else np.asarray(voxels, np.int64)
+        if ridge is None:
+            ridge = Ridge(self.alpha, self.alphas).fit(fmri if voxels is None else fmri[:, self.voxels_], flat)
+        if self.voxels_ is not None:  # one coefficient per voxel, as without a selection: M_s reads every trial alike
+            coef = np.zeros((fmri.shape[1], flat.shape[1]), np.float32)
+            coef[self.voxels_] = ridge.coef_
+            ridge = Ridge.from_arrays(coef, ridge.intercept_, ridge.alpha_)
+        self.ridge_ = ridge
         return self
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"coef": self.ridge_.coef_, "intercept": self.ridge_.intercept_}
+        voxels = {} if self.voxels_ is None else {"voxels": self.voxels_}
+        return {"coef": self.ridge_.coef_, "intercept": self.ridge_.intercept_, **voxels}
 
     def load_state(self, arrays: dict[str, np.ndarray], alpha, target_shape) -> "StructuralDecoder":
         """The fitted decoder from :meth:`state`, the alpha it used and the shape of one target."""
         self.ridge_ = Ridge.from_arrays(arrays["coef"], arrays["intercept"], alpha)
         self.target_shape_ = tuple(target_shape)
+        self.voxels_ = np.asarray(arrays["voxels"], np.int64) if "voxels" in arrays else None
         return self
 
     def predict(self, fmri: np.ndarray) -> np.ndarray:

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from gess.decoding.ridge import Ridge, cv_folds
+from gess.decoding.encoding import (DEFAULT_ALPHAS, block_standardization, held_out_voxel_correlation, pooled_structure,
+                                   standardized_rows)
 from gess.persistence import Component
-
-DEFAULT_ALPHAS = (1e1, 1e2, 1e3, 1e4, 1e5)
 
 
 FEATURES = ("auto", "embedding", "embedding+structure")
-STRUCTURE_SIDE = 16  # the structural features are pooled to at most this side (early visual cortex is coarse in fMRI)
 
 
 class BrainConsistency(Component):
@@ -85,37 +83,38 @@ class BrainConsistency(Component):
     def _fit_one(self, z, embeddings, structure, groups) -> dict:
         """One feature set: ridge to every voxel, the best voxels on held-out folds, their mean r as its score."""
         blocks = [np.asarray(embeddings, np.float32)] + ([pooled_structure(structure)] if structure is not None else [])
-        mean, scale = _block_standardization(blocks)
+        mean, scale = block_standardization(blocks)
         x = (np.concatenate(blocks, axis=1) - mean) / scale
-        ridge = Ridge(alphas=list(self.alphas), device="cpu")  # on the CPU, whatever the process device
-        ridge.fit(x, z, chunk=max(8192, z.shape[1]))
-        r = _columnwise_correlation(ridge.cross_fitted(cv_folds(len(z), self.folds, groups)), z)
+        ridge, r = held_out_voxel_correlation(x, z, self.alphas, self.folds, groups)
         order = np.argsort(-r)[: self.n_voxels]
         voxels = np.sort(order[r[order] > 0]) if (r[order] > 0).any() else np.sort(order)
         return {"voxels_": voxels, "voxel_r_": r[voxels].astype(np.float32), "coef_": ridge.coef_[:, voxels].astype(np.float32),
                 "intercept_": ridge.intercept_[voxels].astype(np.float32), "feature_mean_": mean, "feature_scale_": scale,
                 "uses_structure": structure is not None, "score": float(np.mean(r[order]))}
 
-    def predicted(self, embeddings: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+    def predicted(self, embeddings: np.ndarray, structure: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
         """The encoding model's response (n, k) on its voxels to images with these features."""
-        blocks = [np.asarray(embeddings, np.float32)]
+        blocks = [np.asarray(embeddings, dtype)]
         if bool(self.uses_structure_):
             if structure is None:
                 raise ValueError("this trust model also reads the images' structural targets: pass structure")
-            blocks.append(pooled_structure(structure))
+            blocks.append(pooled_structure(structure).astype(dtype))
         x = (np.concatenate(blocks, axis=1) - self.feature_mean_) / self.feature_scale_
-        return x @ self.coef_ + self.intercept_
+        return x @ self.coef_.astype(dtype) + self.intercept_
 
     def match(self, embeddings: np.ndarray, z: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
         """Pearson r of each image's predicted response with its own z-scored response (n, v)."""
-        predicted = _standardized_rows(self.predicted(embeddings, structure))
-        return (predicted * _standardized_rows(np.asarray(z, np.float32)[:, self.voxels_])).sum(1).astype(np.float32)
+        # in float64, rounded once: float32 sums and products depend on how many rows share a call (BLAS picks
+        # other kernels for one row), and best-of-N must keep the same candidate whatever the batch
+        predicted = standardized_rows(self.predicted(embeddings, structure, np.float64))
+        measured = standardized_rows(np.asarray(z, np.float64)[:, self.voxels_])
+        return (predicted * measured).sum(1).astype(np.float32)
 
     def score(self, embeddings: np.ndarray, z: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
         """Trust in [0, 1] of reconstructions with these features, decoded from z-scored voxels (n, v)."""
-        predicted = _standardized_rows(self.predicted(embeddings, structure))
-        own = (predicted * _standardized_rows(np.asarray(z, np.float32)[:, self.voxels_])).sum(1)
-        others = predicted @ _standardized_rows(self.reference_).T
+        predicted = standardized_rows(self.predicted(embeddings, structure))
+        own = (predicted * standardized_rows(np.asarray(z, np.float32)[:, self.voxels_])).sum(1)
+        others = predicted @ standardized_rows(self.reference_).T
         return (others < own[:, None]).mean(1).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
@@ -131,39 +130,3 @@ class BrainConsistency(Component):
         self.feature_scale_ = arrays.get("feature_scale", np.ones(dim, np.float32))
         self.uses_structure_ = np.array(bool(arrays.get("uses_structure", np.array(0))))
         return self
-
-
-def pooled_structure(structure: np.ndarray) -> np.ndarray:
-    """Structural targets (n, S, S, C) as features: block means at most STRUCTURE_SIDE px a side, flattened."""
-    x = np.asarray(structure, np.float32)
-    side = x.shape[1]
-    factor = max(1, -(-side // STRUCTURE_SIDE))
-    if factor > 1:
-        crop = side - side % factor
-        x = x[:, :crop, :crop].reshape(len(x), crop // factor, factor, crop // factor, factor, x.shape[-1]).mean((2, 4))
-    return x.reshape(len(x), -1)
-
-
-def _block_standardization(blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature means and per-block scales that give every block the same total variance (one alpha fits all)."""
-    means, scales = [], []
-    for block in blocks:
-        mean = block.mean(0)
-        total = float(((block - mean) ** 2).sum(1).mean())
-        means.append(mean)
-        scales.append(np.full(block.shape[1], max(np.sqrt(total), 1e-6), np.float32))
-    return np.concatenate(means).astype(np.float32), np.concatenate(scales)
-
-
-def _standardized_rows(x: np.ndarray) -> np.ndarray:
-    """Rows centred and scaled so that a row product is a Pearson correlation."""
-    x = x - x.mean(1, keepdims=True)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
-
-
-def _columnwise_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    denom = np.sqrt((a ** 2).sum(0) * (b ** 2).sum(0))
-    return np.divide((a * b).sum(0), denom, out=np.zeros(a.shape[1]), where=denom > 0)
