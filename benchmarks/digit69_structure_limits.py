@@ -12,7 +12,8 @@ stimuli at 28 px. Rows:
   fold (``gess.decoding.encoding.structural_voxels``, what ``GESSDecoder(structural_voxels=k)`` reads), k x alpha;
 - the decode projected onto the top-k principal components of 10,000 MNIST digits blurred alike;
 - a linear-Gaussian encoding model (ridge, pixels -> voxels; per-voxel noise from its residuals) inverted
-  under a Gaussian image prior whose covariance mixes MNIST's with the fitting fold's (posterior mean);
+  under a Gaussian image prior whose covariance mixes MNIST's with the fitting fold's (posterior mean), on every
+  voxel and on the selected ones;
 - the stimuli themselves down to 8-20 px and back: what a prior at that side could keep at best.
 """
 from __future__ import annotations
@@ -82,12 +83,14 @@ def main():
         print(f"ridge alpha {alpha:<6}            pixcorr %.3f  SSIM %.3f" % cross_validated(lambda y, x, z: ridge(y, x, z, alpha)))
     selections = {}  # per fitting fold, the voxels ordered as structural_voxels ranks them (computed once)
 
+    def best_voxels(y, fold, k):
+        if tuple(fold) not in selections:
+            selections[tuple(fold)] = structural_voxels(y.astype(np.float32), blurred[fold], y.shape[1], ranked=True)
+        return np.sort(selections[tuple(fold)][:k])
+
     def selected(k, alpha):
         def decode(y, x, z):
-            key = tuple(decode.fold)
-            if key not in selections:
-                selections[key] = structural_voxels(y.astype(np.float32), blurred[decode.fold], y.shape[1], ranked=True)
-            voxels = np.sort(selections[key][:k])
+            voxels = best_voxels(y, decode.fold, k)
             return ridge(y[:, voxels], x, z[:, voxels], alpha)
         return decode
     blurred = gaussian_smooth(train.images, radius) / 255.0
@@ -102,6 +105,11 @@ def main():
         for mix in (0.0, 0.5, 0.8):
             invert = lambda y, x, z: gaussian_inversion(y, x, z, alpha, mix)  # noqa: E731
             print(f"Gaussian inversion a {alpha:<5} mix {mix}  pixcorr %.3f  SSIM %.3f" % cross_validated(invert))
+    for k in (500, 800):  # the same inversion on the selected voxels
+        def invert_selected(y, x, z, k=k):
+            voxels = best_voxels(y, invert_selected.fold, k)
+            return gaussian_inversion(y[:, voxels], x, z[:, voxels], 0.01, 0.8)
+        print(f"Gaussian inversion on {k} voxels    pixcorr %.3f  SSIM %.3f" % cross_validated(invert_selected))
     for side in (8, 10, 12, 16, 20):
         round_trip = resize_images(resize_images(stimuli, side), 28)
         r, s = paired_correlation(grey(round_trip), grey(stimuli)).mean(), ssim28(stimuli, round_trip).mean()
