@@ -43,7 +43,8 @@ def main():
     radius = scaled_radius(STRUCTURAL_SMOOTHING_RADIUS_768, 28)
     n = len(train.stimulus_ids)
     fmri = train.fmri.astype(np.float64)
-    pixels = (gaussian_smooth(train.images, radius) / 255.0).reshape(n, -1)
+    blurred = gaussian_smooth(train.images, radius) / 255.0
+    pixels = blurred.reshape(n, -1)
     stimuli = train.images
     mnist = np.load(args.mnist)["images"][:10000][..., None]
     mnist = (gaussian_smooth(mnist, radius) / 255.0).reshape(len(mnist), -1)
@@ -55,13 +56,14 @@ def main():
         images = np.rint(np.clip(decoded, 0, 1).reshape(-1, 28, 28, 1) * 255).astype(np.uint8).repeat(3, -1)
         return paired_correlation(grey(images), grey(stimuli[rows])), ssim28(stimuli[rows], images)
 
-    def cross_validated(decode):
+    def cross_validated(decode, needs_fold: bool = False):
         r, s = [], []
         for held in folds:
             keep = np.setdiff1d(np.arange(n), held)
             mean, std = fmri[keep].mean(0), fmri[keep].std(0) + 1e-8
-            decode.fold = keep
-            a, b = score(decode((fmri[keep] - mean) / std, pixels[keep], (fmri[held] - mean) / std), held)
+            y, z = (fmri[keep] - mean) / std, (fmri[held] - mean) / std
+            decoded = decode(y, pixels[keep], z, keep) if needs_fold else decode(y, pixels[keep], z)
+            a, b = score(decoded, held)
             r.append(a)
             s.append(b)
         return np.concatenate(r).mean(), np.concatenate(s).mean()
@@ -89,14 +91,13 @@ def main():
         return np.sort(selections[tuple(fold)][:k])
 
     def selected(k, alpha):
-        def decode(y, x, z):
-            voxels = best_voxels(y, decode.fold, k)
+        def decode(y, x, z, fold):
+            voxels = best_voxels(y, fold, k)
             return ridge(y[:, voxels], x, z[:, voxels], alpha)
         return decode
-    blurred = gaussian_smooth(train.images, radius) / 255.0
     for k in (200, 300, 500, 800, 1200):
         for alpha in (30, 100, 300, 1000):
-            print(f"ridge on {k:>4} voxels, alpha {alpha:<4} pixcorr %.3f  SSIM %.3f" % cross_validated(selected(k, alpha)))
+            print(f"ridge on {k:>4} voxels, alpha {alpha:<4} pixcorr %.3f  SSIM %.3f" % cross_validated(selected(k, alpha), needs_fold=True))
     for k in (20, 40, 80, 160):
         basis = components[:k]
         project = lambda y, x, z: (ridge(y, x, z, 1000) - mnist_mean) @ basis.T @ basis + mnist_mean  # noqa: E731
@@ -106,10 +107,10 @@ def main():
             invert = lambda y, x, z: gaussian_inversion(y, x, z, alpha, mix)  # noqa: E731
             print(f"Gaussian inversion a {alpha:<5} mix {mix}  pixcorr %.3f  SSIM %.3f" % cross_validated(invert))
     for k in (500, 800):  # the same inversion on the selected voxels
-        def invert_selected(y, x, z, k=k):
-            voxels = best_voxels(y, invert_selected.fold, k)
+        def invert_selected(y, x, z, fold, k=k):
+            voxels = best_voxels(y, fold, k)
             return gaussian_inversion(y[:, voxels], x, z[:, voxels], 0.01, 0.8)
-        print(f"Gaussian inversion on {k} voxels    pixcorr %.3f  SSIM %.3f" % cross_validated(invert_selected))
+        print(f"Gaussian inversion on {k} voxels    pixcorr %.3f  SSIM %.3f" % cross_validated(invert_selected, needs_fold=True))
     for side in (8, 10, 12, 16, 20):
         round_trip = resize_images(resize_images(stimuli, side), 28)
         r, s = paired_correlation(grey(round_trip), grey(stimuli)).mean(), ssim28(stimuli, round_trip).mean()

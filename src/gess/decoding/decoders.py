@@ -175,13 +175,13 @@ class GESSDecoder(BaseEstimator):
         self.semantic_ = self._semantic_decoder()
         self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross, ridge=semantic_ridge.release())
         clock = time.perf_counter()
-        voxels = None
+        voxels, read = None, z  # the voxels M_s reads (None: all) and their z-scores
         if self.structural_voxels is not None and self.structural_voxels < z.shape[1]:
             voxels = structural_voxels(z, structure, self.structural_voxels, self.cv_folds, groups)
-            shared = factorize(z[:, voxels], structural_alphas)
+            read = z[:, voxels]
+            shared = factorize(read, structural_alphas)
         elif isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas:
             shared = factorize(z, structural_alphas)
-        read = z if voxels is None else z[:, voxels]
         gate = make_gate(self.gate, **(self.gate_options or {}))
         structural_cross = None
         targets = structure.reshape(len(structure), -1)
