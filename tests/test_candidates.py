@@ -97,17 +97,18 @@ def test_bad_candidates_in_a_run_config_name_the_key():
         load_run_config({"dataset": {"path": "x.mat"}, "sampling": {"candidates": 0}})
 
 
-def test_a_run_with_candidates_shows_them_in_the_report(fitted, tmp_path):
+@pytest.mark.parametrize("reduction, title", [("best", "Best-of-3 (cs)"), ("mean", "Mean-of-3 (cs)")])
+def test_a_run_with_candidates_shows_them_in_the_report(fitted, tmp_path, reduction, title):
     import yaml
 
     root, data = fitted
     config = {"dataset": {"path": str(data)}, "methods": ["structure", "cs"], "decoder": {"n_neighbors": 3},
-              "sampling": {"steps": 2, "candidates": 3, "guidance_scale": 1.0},
+              "sampling": {"steps": 2, "candidates": 3, "guidance_scale": 1.0, "candidate_reduction": reduction},
               "generator": {"path": str(root / "p")}}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     ok(["run", tmp_path / "run.yaml", "--out", tmp_path / "run"])
     report = (tmp_path / "run" / "report.html").read_text()
-    assert "Best-of-3 (cs)" in report and (tmp_path / "run" / "candidates-cs.png").is_file()
+    assert title in report and (tmp_path / "run" / "candidates-cs.png").is_file()
     manifest = json.loads((tmp_path / "run" / "recon" / "cs" / "manifest.json").read_text())
     assert all(len(e["candidates"]) == 3 for e in manifest)
 
@@ -122,10 +123,12 @@ def test_the_number_of_candidates_is_chosen_on_training_folds_and_recorded(fitte
     entries = json.loads((out / "manifest.json").read_text())
     record = entries[0]["tuned"]["candidates"]
     assert set(record["pixcorr_by_candidates"]) == {"1", "2"} and record["stimuli_scored"] == 3
-    means = {int(n): m for n, m in record["pixcorr_by_candidates"].items()}
-    best = max(means.values())
-    assert record["candidates"] == min(n for n, m in means.items() if m >= best - record["tolerance"])
+    assert set(record["pixcorr_by_reduction"]) == {"best", "mean"}
+    means = {(r, int(n)): m for r, by_n in record["pixcorr_by_reduction"].items() for n, m in by_n.items()}
+    from gess.folds import choose_candidate_setting
+    assert (record["reduction"], record["candidates"]) == choose_candidate_setting(means, record["tolerance"])
     assert all(len(e.get("candidates", [None])) == record["candidates"] for e in entries)
+    assert all(e.get("kept", "best") == record["reduction"] for e in entries if "candidates" in e)
     assert set(record["tuned_on"]).isdisjoint({e["stimulus_id"] for e in entries})  # the test set never enters
 
 
@@ -141,10 +144,69 @@ def test_best_of_prefixes_picks_by_brain_match_among_the_first_n(monkeypatch):
     monkeypatch.setattr(folds, "fold_pixcorr", lambda imgs, tgt: quality)
     fold = {"c": np.zeros((2, 3)), "c_prime": np.zeros((2, 3)), "s": np.zeros((2, 4, 4, 1)), "pi_c": np.ones(2),
             "target": targets, "fmri": np.zeros((2, 5)), "decoder": None}
-    got = folds._best_of_prefixes(fold, None, "semantic", None, None, None, None, [1, 2, 3])
-    assert got[1].tolist() == [0.1, 0.3]      # the first candidate
-    assert got[2].tolist() == [0.5, 0.3]      # stimulus 0: candidate 1 matches better; stimulus 1 keeps 0
-    assert got[3].tolist() == [0.5, 0.8]      # stimulus 1: candidate 2 matches best
+    got = folds._candidate_prefix_scores(fold, None, "semantic", None, None, None, None, [1, 2, 3], ["best"])
+    assert got["best", 1].tolist() == [0.1, 0.3]      # the first candidate
+    assert got["best", 2].tolist() == [0.5, 0.3]      # stimulus 0: candidate 1 matches better; stimulus 1 keeps 0
+    assert got["best", 3].tolist() == [0.5, 0.8]      # stimulus 1: candidate 2 matches best
+    assert set(got) == {("best", 1), ("best", 2), ("best", 3)}
+
+
+def test_mean_prefixes_score_the_mean_of_the_first_n_candidates(monkeypatch):
+    import gess.folds as folds
+    from gess.generation.sampling import candidate_mean
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)   # 2 stimuli x 3 candidates
+    seen = []
+    monkeypatch.setattr(folds, "generate_images", lambda *a, **k: images)
+    monkeypatch.setattr(folds, "fold_pixcorr", lambda imgs, tgt: seen.append(imgs) or np.zeros(len(imgs)))
+    fold = {"c": np.zeros((2, 3)), "c_prime": np.zeros((2, 3)), "s": np.zeros((2, 4, 4, 1)), "pi_c": np.ones(2),
+            "target": np.zeros((2, 4, 4, 1), np.uint8), "fmri": np.zeros((2, 5)), "decoder": None}
+    got = folds._candidate_prefix_scores(fold, None, "cs", None, None, None, None, [1, 3], ["mean"])
+    assert set(got) == {("mean", 1), ("mean", 3)}
+    assert np.array_equal(seen[0], images[[0, 3]])                  # the mean of one candidate is that candidate
+    assert np.array_equal(seen[1][1], candidate_mean(images[3:6]))
+
+
+def test_the_candidate_setting_is_the_smallest_n_near_the_best_then_the_better_reduction():
+    from gess.folds import choose_candidate_setting
+
+    means = {("best", 1): 0.70, ("best", 2): 0.71, ("best", 4): 0.712, ("mean", 1): 0.70, ("mean", 2): 0.72,
+             ("mean", 4): 0.73}
+    assert choose_candidate_setting(means, 0.005) == ("mean", 4)
+    assert choose_candidate_setting(means, 0.011) == ("mean", 2)
+    assert choose_candidate_setting(means, 0.05) == ("best", 1)     # one candidate: the same image either way
+    assert choose_candidate_setting({("best", 1): 0.5, ("best", 2): 0.6, ("mean", 2): 0.55}, 0.0) == ("best", 2)
+
+
+def test_the_mean_of_the_candidates_is_kept_whatever_the_batch(fitted, tmp_path):
+    from gess.data.images import load_image
+    from gess.generation.sampling import candidate_mean
+
+    root, data = fitted
+    runs = {}
+    for name, batch in (("a", 1), ("b", 4)):
+        ok(["reconstruct", "--model", root / "m", "--data", data, "--generator", root / "p", "--method", "cs",
+            "--steps", "3", "--candidates", "3", "--candidate-reduction", "mean", "--batch-size", str(batch),
+            "--out", tmp_path / name])
+        runs[name] = json.loads((tmp_path / name / "manifest.json").read_text())
+    best = _reconstruct(root, data, tmp_path / "best", candidates=3, batch_size=2)
+    for ea, eb, e_best in zip(runs["a"], runs["b"], best):
+        assert sha(tmp_path / "a" / ea["file"]) == sha(tmp_path / "b" / eb["file"])
+        assert ea["kept"] == "mean" and "chosen_candidate" not in ea and ea["trust"] is not None
+        drawn = np.stack([load_image(tmp_path / "a" / c["file"]) for c in ea["candidates"]])
+        assert np.array_equal(load_image(tmp_path / "a" / ea["file"]), candidate_mean(drawn))
+        # the same candidates as best-of-3 draws, only the kept image differs
+        assert [sha(tmp_path / "a" / c["file"]) for c in ea["candidates"]] == \
+            [sha(tmp_path / "best" / c["file"]) for c in e_best["candidates"]]
+
+
+def test_a_bad_candidate_reduction_exits_2_in_one_line(fitted, tmp_path, capsys):
+    root, data = fitted
+    code, err = run_cli(["reconstruct", "--model", root / "m", "--data", data, "--generator", root / "p",
+                         "--candidates", "2", "--candidate-reduction", "median", "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "candidate")
+    assert not (tmp_path / "r").exists()
 
 
 def test_candidate_tuning_scores_a_seeded_subset_cut_alike_across_folds():

@@ -12,7 +12,7 @@ from gess.data.extra import ExtraImages
 from gess.decoding import GESSDecoder, StructuralSpace
 from gess.featurecache import encoder_of
 from gess.generation.generate import generate_images
-from gess.generation.sampling import candidate_seed
+from gess.generation.sampling import candidate_mean, candidate_seed
 from gess.generation.tuning import TUNED_FIELDS, fold_pixcorr, tune_cs
 from gess.io import read_json, write_json
 from gess.progress import log
@@ -86,8 +86,10 @@ def _tuning_key(name: str, decoder: GESSDecoder, train: Split, backend, method: 
     """A tuning's cache key: the decoders, the training data, the generator, the method and the sampling settings
     (less those that the tunings themselves set, and the ``unread`` ones this tuning never reads)."""
     blank = dict.fromkeys(("candidates", "tune_candidates", "candidate_grid", "candidate_tolerance", *unread))
+    # the reductions, added later, are left out rather than blanked: tunings cached before them stay valid
+    settings = {k: v for k, v in sampling.to_dict().items() if k not in ("candidate_reduction", "candidate_reductions")}
     return fingerprint(name, decoder.metadata_.get("fingerprint") or decoder.get_params(), train.fmri, train.images,
-                       backend.config(), method, {**sampling.to_dict(), **blank}, *more)
+                       backend.config(), method, {**settings, **blank}, *more)
 
 
 def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backend, method: str, sampling, cs, gg=None,
@@ -103,8 +105,9 @@ def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backen
     CS tuning so the folds are fitted once). Returns (N, a record with every N's held-out pixel correlation).
     """
     grid = sorted(set(sampling.candidate_grid))
+    reductions = list(dict.fromkeys(sampling.candidate_reductions))
     key = _tuning_key("candidate-tuning", decoder, train, backend, method, sampling, cs.to_dict(), grid,
-                      sampling.candidate_tolerance, folds)
+                      sampling.candidate_tolerance, folds, *([reductions] if reductions != ["best"] else []))
     path = cache_dir() / "candidate-tuning" / f"{key}.json"
     if path.is_file():
         record = read_json(path)
@@ -112,21 +115,36 @@ def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backen
         log(console, f"choosing the number of candidates ({method}) on {folds} held-out folds of the training data")
         outputs = fold_outputs() if fold_outputs else held_out_fold_outputs(decoder, train, folds, autoencoder=backend,
                                                                            keep_models=True)
-        scores = {n: [] for n in grid}
+        scores: dict[tuple[str, int], list] = {}
         for fold in _scored_subsets(outputs, sampling.candidate_tuning_stimuli):
-            for n, values in _best_of_prefixes(fold, backend, method, replace(sampling, candidates=1), cs, gg, encoder,
-                                               grid).items():
-                scores[n].append(values)
-        means = {n: float(np.mean(np.concatenate(v))) for n, v in scores.items()}
-        best = max(means.values())
-        chosen = min(n for n, m in means.items() if m >= best - sampling.candidate_tolerance)
-        record = {"candidates": chosen, "pixcorr_by_candidates": {str(n): m for n, m in means.items()}, "folds": folds,
-                  "stimuli_scored": int(sum(len(v) for v in scores[grid[0]])),
+            for choice, values in _candidate_prefix_scores(fold, backend, method, replace(sampling, candidates=1), cs,
+                                                           gg, encoder, grid, reductions).items():
+                scores.setdefault(choice, []).append(values)
+        means = {choice: float(np.mean(np.concatenate(v))) for choice, v in scores.items()}
+        reduction, chosen = choose_candidate_setting(means, sampling.candidate_tolerance)
+        record = {"candidates": chosen, "reduction": reduction,
+                  "pixcorr_by_candidates": {str(n): m for (r, n), m in means.items() if r == reductions[0]},
+                  "pixcorr_by_reduction": {r: {str(n): m for (r2, n), m in means.items() if r2 == r} for r in reductions},
+                  "folds": folds, "stimuli_scored": int(sum(len(v) for v in scores[(reductions[0], grid[0])])),
                   "tolerance": sampling.candidate_tolerance, "tuned_on": [str(s) for s in train.stimulus_ids]}
         write_json(path, record)
-    log(console, f"candidates chosen on training folds: {record['candidates']} ("
-                 + ", ".join(f"N={n}: {m:.3f}" for n, m in record["pixcorr_by_candidates"].items()) + ")")
-    return int(record["candidates"]), record
+    reduction = record.get("reduction", "best")
+    log(console, f"candidates chosen on training folds: {record['candidates']}, {reduction} ("
+                 + "; ".join(f"{r}: " + ", ".join(f"N={n}: {m:.3f}" for n, m in by_n.items())
+                             for r, by_n in record.get("pixcorr_by_reduction", {"best": record["pixcorr_by_candidates"]}).items())
+                 + ")")
+    return int(record["candidates"]), reduction, record
+
+
+def choose_candidate_setting(means: dict[tuple[str, int], float], tolerance: float) -> tuple[str, int]:
+    """(reduction, N) from held-out pixel correlations: the smallest N within ``tolerance`` of the best setting,
+    then the better reduction at that N (N = 1 is the same image under every reduction: reported as best)."""
+    best = max(means.values())
+    n = min(k for (_, k), m in means.items() if m >= best - tolerance)
+    if n == 1:
+        return "best", 1
+    reduction = max((m, r) for (r, k), m in means.items() if k == n)[1]
+    return reduction, n
 
 
 def _scored_subsets(outputs: list[dict], limit: int | None, seed: int = 0) -> list[dict]:
@@ -146,8 +164,10 @@ def _scored_subsets(outputs: list[dict], limit: int | None, seed: int = 0) -> li
     return subsets
 
 
-def _best_of_prefixes(fold: dict, backend, method: str, sampling, cs, gg, encoder, grid: list[int]) -> dict:
-    """Per N in ``grid``: the held-out pixel correlation of the brain's pick among a fold's first N candidates."""
+def _candidate_prefix_scores(fold: dict, backend, method: str, sampling, cs, gg, encoder, grid: list[int],
+                             reductions: list[str]) -> dict:
+    """Per (reduction, N) in ``reductions`` x ``grid``: the held-out pixel correlation of what the reduction keeps
+    of a fold's first N candidates (best: the brain's pick; mean: their pixelwise mean)."""
     most = max(grid)
     n = len(fold["c"])
     rows = [(i, k) for i in range(n) for k in range(most)]
@@ -155,7 +175,14 @@ def _best_of_prefixes(fold: dict, backend, method: str, sampling, cs, gg, encode
     images = generate_images(backend, fold["c_prime"][idx], fold["c"][idx], fold["s"][idx], fold["pi_c"][idx], method,
                              sampling, seeds=[candidate_seed(i, k) for i, k in rows], cs_options=cs, gg_options=gg,
                              encoder=encoder)
-    _, matches = candidate_scores(fold["decoder"], images, np.repeat(fold["fmri"], most, axis=0), with_matches=True)
-    quality = fold_pixcorr(images, np.repeat(fold["target"], most, axis=0)).reshape(n, most)
-    matches = np.zeros((n, most)) if matches is None else np.asarray(matches).reshape(n, most)
-    return {k: quality[np.arange(n), matches[:, :k].argmax(1)] for k in grid}
+    scores = {}
+    if "best" in reductions:
+        _, matches = candidate_scores(fold["decoder"], images, np.repeat(fold["fmri"], most, axis=0), with_matches=True)
+        quality = fold_pixcorr(images, np.repeat(fold["target"], most, axis=0)).reshape(n, most)
+        matches = np.zeros((n, most)) if matches is None else np.asarray(matches).reshape(n, most)
+        scores.update({("best", k): quality[np.arange(n), matches[:, :k].argmax(1)] for k in grid})
+    if "mean" in reductions:
+        stacks = images.reshape(n, most, *images.shape[1:])
+        scores.update({("mean", k): fold_pixcorr(np.stack([candidate_mean(c[:k]) for c in stacks]), fold["target"])
+                       for k in grid})
+    return scores

@@ -47,7 +47,7 @@ from gess.folds import held_out_fold_outputs, tune_candidates_on_training_folds,
 from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
 from gess.generation.backends import load_backend
 from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
-from gess.generation.sampling import candidate_seed
+from gess.generation.sampling import candidate_mean, candidate_seed
 from gess.generation.train import TrainOptions, resume_options, train_pixel_prior
 from gess.io import claim_output_dir, exclusive_lock, read_json, write_json
 from gess.manifest import CANDIDATES_DIR, Manifest, write_png
@@ -334,9 +334,10 @@ def _tuned(job: ReconstructionJob, backend, shard: Shard) -> tuple[Reconstructio
         job = replace(job, cs=chosen, sampling=replace(job.sampling, min_structure_weight=floor))
     if job.sampling.tune_candidates:
         encoder = encoder_of(job.decoder.encoder_, job.device) if job.method == "gg" else None
-        n, record = tune_candidates_on_training_folds(job.decoder, job.dataset.train, backend, job.method, job.sampling,
-                                                      job.cs, job.gg, encoder, job.cs.tune_folds, job.console, folds)
-        job = replace(job, sampling=replace(job.sampling, candidates=n))
+        n, reduction, record = tune_candidates_on_training_folds(job.decoder, job.dataset.train, backend, job.method,
+                                                                 job.sampling, job.cs, job.gg, encoder, job.cs.tune_folds,
+                                                                 job.console, folds)
+        job = replace(job, sampling=replace(job.sampling, candidates=n, candidate_reduction=reduction))
         tuning = {**tuning, "candidates": record}
     if shard.is_main:
         shard.wait()
@@ -385,23 +386,33 @@ def _generate_batches(job: ReconstructionJob, backend, order: list[int], by_id: 
 
 def _chosen_candidates(job: ReconstructionJob, stimuli: list, candidates: list[np.ndarray], fmri: np.ndarray,
                        seeds: list[int]) -> list[dict]:
-    """Per stimulus: its candidates scored against its measured response, the best written as ``<id>.png``
-    (every candidate under ``candidates/`` when there are several); returns the manifest entries."""
+    """Per stimulus: its candidates scored against its measured response, what ``sampling.candidate_reduction`` keeps
+    (the best match, or the candidates' mean) written as ``<id>.png`` (every candidate under ``candidates/`` when there
+    are several); returns the manifest entries."""
     if not candidates:
         return []
     n_candidates = len(candidates[0])
-    images = np.concatenate(candidates)
-    repeated = np.repeat(fmri, n_candidates, axis=0)
+    averaged = n_candidates > 1 and job.sampling.candidate_reduction == "mean"
+    means = [candidate_mean(c) for c in candidates] if averaged else []
+    images = np.concatenate(candidates + ([np.stack(means)] if averaged else []))
+    repeated = np.concatenate([np.repeat(fmri, n_candidates, axis=0)] + ([fmri] if averaged else []))
     trust, matches = candidate_scores(job.decoder, images, repeated, with_matches=n_candidates > 1)
     entries = []
     for s, (stimulus, seed) in enumerate(zip(stimuli, seeds)):
         rows = slice(s * n_candidates, (s + 1) * n_candidates)
         best = 0 if matches is None else int(np.argmax(matches[rows]))
         name = f"{stimulus}.png"
-        write_png(job.out / name, candidates[s][best])
-        entry = {"stimulus_id": str(stimulus), "file": name, "trust": trust[rows][best]}
+        if averaged:
+            mean_row = len(stimuli) * n_candidates + s
+            write_png(job.out / name, means[s])
+            entry = {"stimulus_id": str(stimulus), "file": name, "trust": trust[mean_row], "kept": "mean",
+                     "brain_match": None if matches is None else float(matches[mean_row])}
+        else:
+            write_png(job.out / name, candidates[s][best])
+            entry = {"stimulus_id": str(stimulus), "file": name, "trust": trust[rows][best]}
         if n_candidates > 1:
-            entry["chosen_candidate"] = best
+            if not averaged:
+                entry["chosen_candidate"] = best
             entry["candidates"] = [_write_candidate(job, stimulus, k, candidates[s][k], candidate_seed(seed, k),
                                                     None if matches is None else float(matches[rows][k]), trust[rows][k]) for k in range(n_candidates)]
         entries.append(entry)

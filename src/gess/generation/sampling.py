@@ -14,11 +14,15 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
+import numpy as np
 import torch
 
 from gess.device import resolve_device
 from gess.generation.backends import SCHEDULERS, GeneratorBackend, sampling_scheduler
 from gess.options import AT_LEAST_1, NON_NEGATIVE, SHARE, Options
+
+
+CANDIDATE_REDUCTIONS = ("best", "mean")
 
 
 @dataclass
@@ -34,9 +38,16 @@ class SamplingOptions(Options):
     candidates: int = field(default=1, metadata={"help": "draw N candidates per stimulus and keep the one whose "
                                                          "predicted brain response best matches the measured one",
                                                  "range": AT_LEAST_1})
+    candidate_reduction: Literal[CANDIDATE_REDUCTIONS] = field(default="best", metadata={
+        "help": "with several candidates, what is kept: best, the one whose predicted brain response matches the "
+                "measured one best; mean, their pixelwise mean (an estimate of the posterior mean, which pixel "
+                "metrics favour over any one draw; softer)"})
     tune_candidates: bool = field(default=False, metadata={
-        "help": "choose the number of candidates among candidate_grid on held-out folds of the training data: the "
-                "smallest N within candidate_tolerance pixel correlation of the best (replaces candidates)"})
+        "help": "choose the number of candidates among candidate_grid, and how they are reduced among "
+                "candidate_reductions, on held-out folds of the training data: the smallest N within "
+                "candidate_tolerance pixel correlation of the best (replaces candidates and candidate_reduction)"})
+    candidate_reductions: tuple[Literal[CANDIDATE_REDUCTIONS], ...] = field(default=("best", "mean"), metadata={
+        "help": "the reductions tune_candidates tries"})
     candidate_grid: tuple[int, ...] = field(default=(1, 2, 4, 8), metadata={
         "help": "the numbers of candidates tune_candidates tries", "range": AT_LEAST_1})
     candidate_tolerance: float = field(default=0.005, metadata={
@@ -58,6 +69,12 @@ def candidate_seed(seed: int, index: int) -> int:
         return int(seed)
     digest = hashlib.sha256(f"gess-candidate:{int(seed)}:{int(index)}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def candidate_mean(candidates: np.ndarray) -> np.ndarray:
+    """What ``candidate_reduction`` ``mean`` keeps: the pixelwise mean of one stimulus's candidates (N, H, W, C),
+    rounded to uint8 (in float64, so the same candidates give the same bytes anywhere)."""
+    return np.rint(np.asarray(candidates, np.float64).mean(0)).clip(0, 255).astype(np.uint8)
 
 
 def initial_noise(seeds: Sequence[int], shape: tuple[int, ...], device=None, dtype=torch.float32) -> torch.Tensor:

@@ -86,13 +86,18 @@ def _candidate_figures(recon_dirs: dict, test_ids, rows: list[int], stimuli: np.
         if not shown:
             continue
         picked = [entries[str(test_ids[i])] for _, i in shown]
+        averaged = [e.get("kept") == "mean" for e in picked]
         path = save_candidates_figure(
             stimuli[[k for k, _ in shown]], [np.stack([load_image(directory / c["file"]) for c in e["candidates"]])
                                              for e in picked],
-            [[c["brain_match"] for c in e["candidates"]] for e in picked], [e["chosen_candidate"] for e in picked],
-            [str(e["stimulus_id"]) for e in picked], out / f"candidates-{name}.png")
-        title = (f"Best-of-{len(picked[0]['candidates'])} ({name}): every candidate with r, the match of its predicted "
-                 "brain response with the measured one; the kept one framed")
+            [[c["brain_match"] for c in e["candidates"]] for e in picked],
+            [None if mean else e["chosen_candidate"] for e, mean in zip(picked, averaged)],
+            [str(e["stimulus_id"]) for e in picked], out / f"candidates-{name}.png",
+            means=[load_image(directory / e["file"]) if mean else None for e, mean in zip(picked, averaged)])
+        n = len(picked[0]["candidates"])
+        title = (f"{'Mean' if any(averaged) else 'Best'}-of-{n} ({name}): every candidate with r, the match of its "
+                 "predicted brain response with the measured one; the kept image framed"
+                 + (" (their pixelwise mean)" if any(averaged) else ""))
         figures[title] = path.read_bytes()
     return figures
 

@@ -74,25 +74,35 @@ def save_grid(columns: dict[str, np.ndarray], path: str | Path, row_labels: list
     return Path(path)
 
 
-def save_candidates_figure(stimuli: np.ndarray, candidates: list[np.ndarray], scores: list[list[float]], chosen: list[int],
-                           row_labels: list[str], path: str | Path) -> Path:
-    """Best-of-N at a glance: per row a stimulus, then each candidate with its brain match; the kept one framed."""
+def save_candidates_figure(stimuli: np.ndarray, candidates: list[np.ndarray], scores: list[list[float]],
+                           chosen: list[int | None], row_labels: list[str], path: str | Path,
+                           means: list[np.ndarray | None] | None = None) -> Path:
+    """Best-of-N at a glance: per row a stimulus, then each candidate with its brain match; the kept one framed
+    (``chosen[i]`` None: the candidates' mean ``means[i]`` was kept, shown framed after them)."""
     plt = pyplot()
+    means = means or [None] * len(candidates)
     n_rows, n_cand = len(candidates), len(candidates[0])
-    fig, axes = plt.subplots(n_rows, n_cand + 1, figsize=(0.95 * (n_cand + 1) + 0.8, 1.12 * n_rows + 0.3), squeeze=False)
+    n_cols = n_cand + 1 + any(m is not None for m in means)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(0.95 * n_cols + 0.8, 1.12 * n_rows + 0.3), squeeze=False)
     for i in range(n_rows):
-        for j, img in enumerate([stimuli[i]] + list(candidates[i])):
+        shown = [stimuli[i]] + list(candidates[i]) + ([means[i]] if means[i] is not None else [])
+        for j in range(n_cols):
             ax = axes[i, j]
-            img = np.asarray(img)
-            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
             ax.set_xticks([])
             ax.set_yticks([])
+            if j >= len(shown):
+                ax.axis("off")
+                continue
+            img = np.asarray(shown[j])
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
             if j == 0:
                 ax.set_ylabel(row_labels[i], fontsize=6.5)
                 ax.set_xlabel("stimulus", fontsize=6.5, labelpad=1)
                 continue
-            kept = j - 1 == chosen[i]
-            ax.set_xlabel(f"r {scores[i][j - 1]:+.3f}" + (" kept" if kept else ""), fontsize=6.5, labelpad=1,
+            is_mean = j == n_cand + 1
+            kept = is_mean or (chosen[i] is not None and j - 1 == chosen[i])
+            label = "mean" if is_mean else f"r {scores[i][j - 1]:+.3f}"
+            ax.set_xlabel(label + (" kept" if kept else ""), fontsize=6.5, labelpad=1,
                           color="#c0392b" if kept else "black")
             for spine in ax.spines.values():
                 spine.set_edgecolor("#c0392b" if kept else "#bbbbbb")
