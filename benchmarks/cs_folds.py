@@ -1,7 +1,7 @@
 """CS settings on held-out folds of digit69's TRAINING stimuli, scored at 28 px (the test set never enters).
 
     python benchmarks/cs_folds.py runs/digit69 "fraction=0.9,reference_gain=1" "fraction=0.7,reference_gain=2" \
-        [--floor 0.2] [--method cs] [--data ../shared/data/digit69/digit69_28x28.mat]
+        [--floor 0.2] [--method cs] [--mean-of 8] [--data ../shared/data/digit69/digit69_28x28.mat]
 
 Reads the decoders a ``gess run configs/digit69.yaml`` fitted (``RUN/model``) and the prior its ``cs``
 reconstructions name in their manifest; refits the decoders without each of 5 folds of the training
@@ -9,7 +9,8 @@ stimuli (``gess.folds.held_out_fold_outputs``, what ``cs: {tune: true}`` uses) a
 held-out stimuli once per setting. A setting is ``key=value`` pairs: CS fields (``lowpass_factor``,
 ``fraction``, ``reference_gain``, ``lowpass_kernel``, ``noise_at``, ...) and sampling fields
 (``steps``, ``guidance_scale``, ``min_structure_weight``). Prints pixel correlation and Gaussian SSIM
-(sigma 1.5) at 28 px, the mean over the 90 held-out stimuli, one sampling seed.
+(sigma 1.5) at 28 px, the mean over the 90 held-out stimuli, one sampling seed (the first candidate's; with
+``--mean-of N`` also of the pixelwise mean of the first 2, 4, ..., N candidates).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def main():
     from gess.folds import held_out_fold_outputs
     from gess.generation import CSOptions, SamplingOptions, generate_images
     from gess.generation.backends.pixel import PixelBackend
+    from gess.generation.sampling import candidate_mean, candidate_seed
 
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path)
@@ -56,6 +58,8 @@ def main():
     ap.add_argument("--method", default="cs")
     ap.add_argument("--data", default="../shared/data/digit69/digit69_28x28.mat")
     ap.add_argument("--prior", type=Path, help="default: the generator the run's cs manifest names")
+    ap.add_argument("--mean-of", type=int, default=1, help="draw this many candidates per stimulus (candidate_seed) "
+                    "and also score the pixelwise mean of the first 2, 4, ... of them (candidate_reduction mean)")
     args = ap.parse_args()
     prior = args.prior or Path(json.loads(next((args.run / "recon").glob("cs*/manifest.json")).read_text())[0]
                                ["settings"]["generator"])
@@ -73,11 +77,17 @@ def main():
     for text in args.settings:
         cs, sampling = parse_setting(text, base_cs, base_sampling)
         t0 = time.time()
-        images = np.concatenate([generate_images(backend, f["c_prime"], f["c"], f["s"], f["pi_c"], args.method, sampling,
-                                                 seeds=list(range(len(f["c"]))), cs_options=cs) for f in folds])
-        rec = resize_images(images, 28)
-        r, s = paired_correlation(grey(rec), grey(target)).mean(), ssim28(target, rec).mean()
-        print(f"{text:60s} pixcorr {r:.3f}  SSIM {s:.3f}  ({time.time() - t0:.0f} s)", flush=True)
+        drawn = [np.concatenate([generate_images(backend, f["c_prime"], f["c"], f["s"], f["pi_c"], args.method, sampling,
+                                                 seeds=[candidate_seed(i, k) for i in range(len(f["c"]))], cs_options=cs)
+                                 for f in folds]) for k in range(args.mean_of)]
+        counts = sorted({1, args.mean_of} | {2 ** j for j in range(1, 8) if 2 ** j < args.mean_of})
+        scores = []
+        for n in counts:
+            kept = drawn[0] if n == 1 else np.stack([candidate_mean(c) for c in np.stack(drawn[:n], 1)])
+            rec = resize_images(kept, 28)
+            scores.append((n, paired_correlation(grey(rec), grey(target)).mean(), ssim28(target, rec).mean()))
+        print(f"{text:60s} " + "  ".join(f"{'' if n == 1 else f'mean of {n}: '}pixcorr {r:.3f}  SSIM {q:.3f}"
+                                          for n, r, q in scores) + f"  ({time.time() - t0:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

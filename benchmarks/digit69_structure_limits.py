@@ -10,6 +10,7 @@ stimuli at 28 px. Rows:
 - ridge (``gess.decoding.ridge.Ridge``, voxels z-scored on the fitting fold) at several alphas (default 1000);
 - ridge on the k voxels an encoding model of the blurred pixels predicts best on held-out folds of the fitting
   fold (``gess.decoding.encoding.structural_voxels``, what ``GESSDecoder(structural_voxels=k)`` reads), k x alpha;
+- the count and alpha chosen on folds of the fitting fold alone (``structural_voxels="auto"``, the default);
 - the decode projected onto the top-k principal components of 10,000 MNIST digits blurred alike;
 - a linear-Gaussian encoding model (ridge, pixels -> voxels; per-voxel noise from its residuals) inverted
   under a Gaussian image prior whose covariance mixes MNIST's with the fitting fold's (posterior mean), on every
@@ -30,7 +31,7 @@ from digit69_methods import grey, ssim28  # noqa: E402
 
 def main():
     from gess.data import load_dataset
-    from gess.decoding.encoding import structural_voxels
+    from gess.decoding.encoding import chosen_structural_selection, structural_voxels
     from gess.decoding.ridge import Ridge
     from gess.data.images import gaussian_smooth, resize_images, scaled_radius, STRUCTURAL_SMOOTHING_RADIUS_768
     from gess.evaluation.identification import paired_correlation
@@ -98,6 +99,15 @@ def main():
     for k in (200, 300, 500, 800, 1200):
         for alpha in (30, 100, 300, 1000):
             print(f"ridge on {k:>4} voxels, alpha {alpha:<4} pixcorr %.3f  SSIM %.3f" % cross_validated(selected(k, alpha), needs_fold=True))
+    picks = []
+
+    def automatic(y, x, z, fold):  # what GESSDecoder's default structural_voxels="auto" does on the fitting fold
+        chosen = chosen_structural_selection(y.astype(np.float32), blurred[fold])
+        voxels = best_voxels(y, fold, chosen["voxels"]) if chosen["voxels"] else slice(None)
+        picks.append((chosen["voxels"] or "all", chosen["alpha"]))
+        return ridge(y[:, voxels], x, z[:, voxels], chosen["alpha"])
+    print("ridge, voxels and alpha auto      pixcorr %.3f  SSIM %.3f" % cross_validated(automatic, needs_fold=True),
+          "(per fold: " + ", ".join(f"{k} voxels, alpha {a:g}" for k, a in picks) + ")")
     for k in (20, 40, 80, 160):
         basis = components[:k]
         project = lambda y, x, z: (ridge(y, x, z, 1000) - mnist_mean) @ basis.T @ basis + mnist_mean  # noqa: E731

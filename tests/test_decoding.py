@@ -261,10 +261,59 @@ def test_selected_structural_decoder_reads_only_its_voxels_and_survives_saving(t
 
 def test_selecting_at_least_every_voxel_is_no_selection():
     X, C, S = _structure_in_a_few_voxels(3)
-    every = GESSDecoder(n_neighbors=3).fit(X, C, S)
+    every = GESSDecoder(n_neighbors=3, structural_voxels="all").fit(X, C, S)
     more = GESSDecoder(n_neighbors=3, structural_voxels=40).fit(X, C, S)
-    assert more.structural_.voxels_ is None
+    none = GESSDecoder(n_neighbors=3, structural_voxels=None).fit(X, C, S)
+    assert more.structural_.voxels_ is None and every.structural_selection_ is None
     np.testing.assert_array_equal(every.decode(X).s, more.decode(X).s)
+    np.testing.assert_array_equal(every.decode(X).s, none.decode(X).s)
+
+
+def test_the_voxel_count_and_alpha_chosen_on_folds_favour_the_driven_voxels():
+    from gess.decoding.encoding import chosen_structural_selection
+
+    X, _, S = _structure_in_a_few_voxels(5, n=120, voxels=200)
+    z = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    chosen = chosen_structural_selection(z, S, voxel_grid=(6, 50), alphas=(1.0, 100.0))
+    assert chosen["voxels"] == 6 and chosen["trials"] == 120
+    assert set(chosen["scores"]) == {"6", "50", "all"} and set(chosen["scores"]["6"]) == {"1", "100"}
+    assert chosen["scores"]["6"][f"{chosen['alpha']:g}"] == max(max(d.values()) for d in chosen["scores"].values())
+
+
+def test_the_voxel_ranking_of_the_selection_never_sees_the_held_out_trials(monkeypatch):
+    import gess.decoding.encoding as encoding
+
+    X, _, S = _structure_in_a_few_voxels(6, n=50)
+    z = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    seen = []
+    real = encoding.structural_voxels
+    monkeypatch.setattr(encoding, "structural_voxels", lambda z_, s_, *a, **k: seen.append(len(z_)) or real(z_, s_, *a, **k))
+    encoding.chosen_structural_selection(z, S, folds=5, voxel_grid=(6,), alphas=(10.0,))
+    assert seen == [40] * 5        # ranked on each fold's 40 fitting trials, never on all 50
+
+
+def test_the_selection_scores_a_seeded_subset_of_whole_stimuli():
+    from gess.decoding.encoding import _group_subset
+
+    groups = np.repeat(np.arange(30), 3)                       # 30 stimuli seen three times each
+    rows = _group_subset(groups, 20, seed=0)
+    assert 20 <= len(rows) < 23 and np.array_equal(rows, np.sort(rows))
+    kept = set(groups[rows].tolist())
+    assert all((groups[rows] == g).sum() == 3 for g in kept)   # a stimulus is taken with all its repeats
+    assert np.array_equal(rows, _group_subset(groups, 20, seed=0)) and len(_group_subset(groups, 500, 0)) == 90
+
+
+def test_an_automatic_selection_is_recorded_and_survives_saving(tmp_path):
+    X, C, S = _structure_in_a_few_voxels(7, n=60)
+    model = GESSDecoder(n_neighbors=3).fit(X, C, S)            # structural_voxels="auto" by default
+    chosen = model.structural_selection_
+    assert model.structural_voxels == "auto" and chosen["trials"] == 60
+    assert model.alpha_structural_used_ == chosen["alpha"] and model.metadata_["structural_selection"] == chosen
+    assert chosen["voxels"] is None and model.structural_.voxels_ is None   # 40 voxels: below every count of the grid
+    model.save(tmp_path / "m")
+    loaded = GESSDecoder.load(tmp_path / "m")
+    assert loaded.structural_selection_ == chosen
+    np.testing.assert_array_equal(loaded.decode(X[:4]).s, model.decode(X[:4]).s)
 
 
 def test_ridge_fitted_in_target_chunks_equals_one_pass():

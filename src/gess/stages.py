@@ -91,9 +91,17 @@ def fit_decoders(dataset: Dataset, out: str | Path, encoder: ImageEncoder, decod
                     checkpoint=out / "checkpoint", fingerprint_key=key, progress=console is not None, **decoder_options)
         model.save(out)
     log(console, f"decoders fitted -> {out} (gate {model.gate_.name}, alpha_c {_describe(model.semantic_.ridge_.alpha_)}, "
-                 f"alpha_s {_describe(model.alpha_structural_used_)}; "
+                 f"alpha_s {_describe(model.alpha_structural_used_)}{_selection_text(model)}; "
                  + ", ".join(f"{k} {v:.1f} s" for k, v in model.fit_seconds_.items()) + ")")
     return model
+
+
+def _selection_text(model: GESSDecoder) -> str:
+    chosen = model.structural_selection_
+    if not chosen:
+        return ""
+    count = "every voxel" if chosen["voxels"] is None else f"{chosen['voxels']} voxels"
+    return f", M_s on {count} (chosen on held-out folds of {chosen['trials']} training trials)"
 
 
 def _describe(alpha) -> str:

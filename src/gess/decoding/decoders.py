@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from gess.data.dataset import validate_fmri, voxel_statistics
-from gess.decoding.encoding import structural_voxels
+from gess.decoding.encoding import STRUCTURAL_ALPHA_GRID, chosen_structural_selection, structural_voxels
 from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, GateName, calibrate, make_gate
 from gess.decoding.ridge import Ridge, RidgeFactorization, cv_folds, factorize
 from gess.decoding.semantic import SemanticDecoder
@@ -45,8 +45,11 @@ class GESSDecoder(BaseEstimator):
     alpha_semantic, alpha_structural : ridge regularisation (paper: 1000 both).
     alphas : optional grid; when given, each ridge chooses alpha by 5-fold CV.
     structural_voxels : M_s reads only this many voxels, those an encoding model of the structural targets
-        predicts best on held-out folds of the training trials (None: every voxel). Choose it, with
-        ``alpha_structural``, on held-out folds (``benchmarks/digit69_structure_limits.py``).
+        predicts best on held-out folds of the training trials; ``"all"`` (or None): every voxel, at
+        ``alpha_structural``; ``"auto"`` (default): the count (or every voxel) and M_s's alpha chosen together on
+        held-out folds of the training trials, the voxels ranked inside each fold
+        (:func:`~gess.decoding.encoding.chosen_structural_selection`; alphas from ``alphas`` when given, else
+        :data:`~gess.decoding.encoding.STRUCTURAL_ALPHA_GRID`; ``alpha_structural`` is then not read).
     alignment, n_neighbors, reprojection, regularization, w_c : see
         :class:`~gess.decoding.semantic.SemanticDecoder`.
     gate : name in :data:`gess.decoding.gating.GATES`; ``gate_options`` its arguments.
@@ -81,7 +84,7 @@ class GESSDecoder(BaseEstimator):
     """
 
     def __init__(self, alpha_semantic: float = 1000.0, alpha_structural: float = 1000.0, alphas: list[float] | None = None,
-                 structural_voxels: int | None = None,
+                 structural_voxels: int | Literal["auto", "all"] | None = "auto",
                  alignment: Literal["batch", "reference", "none"] = "batch", n_neighbors: int = 5,
                  reprojection: Literal["released", "lle", "none"] = "released",
                  regularization: float | None = None, w_c: float = 1.0, gate: GateName = DEFAULT_GATE,
@@ -151,7 +154,8 @@ class GESSDecoder(BaseEstimator):
         self.encoder_ = encoder or EncoderSpec("unknown", "unknown", int(embeddings.shape[1]))
         self.structure_space_ = structure_space.config() if structure_space is not None else None
         self.metadata_ = {**dict(metadata or {}), "constant_voxels": constant,
-                          "trust_features": self.trust_.feature_scores_}
+                          "trust_features": self.trust_.feature_scores_,
+                          **({"structural_selection": self.structural_selection_} if self.structural_selection_ else {})}
         return self
 
     def _fit_decoders(self, fmri, embeddings, structure, augment_embeddings, groups, extra_structure, unpaired_fmri,
@@ -162,7 +166,6 @@ class GESSDecoder(BaseEstimator):
         z = self._standardize(fmri)
         # one factorisation of the voxels for both decoders: a Cholesky per alpha, or one eigendecomposition for a grid
         semantic_alphas = self.alphas if self.alphas is not None else [self.alpha_semantic]
-        structural_alphas = self.alphas if self.alphas is not None else [self.alpha_structural]
         shared = factorize(z, semantic_alphas)
         timings["decomposition"] = time.perf_counter() - clock
 
@@ -175,9 +178,13 @@ class GESSDecoder(BaseEstimator):
         self.semantic_ = self._semantic_decoder()
         self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross, ridge=semantic_ridge.release())
         clock = time.perf_counter()
+        count, alpha_structural, alphas_structural = self._structural_selection(z, structure, groups)
+        timings["structural selection"] = time.perf_counter() - clock
+        structural_alphas = alphas_structural if alphas_structural is not None else [alpha_structural]
+        clock = time.perf_counter()
         voxels, read = None, z  # the voxels M_s reads (None: all) and their z-scores
-        if self.structural_voxels is not None and self.structural_voxels < z.shape[1]:
-            voxels = structural_voxels(z, structure, self.structural_voxels, self.cv_folds, groups)
+        if count is not None and count < z.shape[1]:
+            voxels = structural_voxels(z, structure, count, self.cv_folds, groups)
             read = z[:, voxels]
             shared = factorize(read, structural_alphas)
         elif isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas:
@@ -186,12 +193,13 @@ class GESSDecoder(BaseEstimator):
         structural_cross = None
         targets = structure.reshape(len(structure), -1)
         if self.structural_decoder == "self-supervised" or gate.needs_structure:  # cross-fitting needs one chunk
-            structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(read, targets, shared, chunk=max(8192, targets.shape[1]))
+            structural_ridge = Ridge(alpha_structural, alphas_structural).fit(read, targets, shared,
+                                                                               chunk=max(8192, targets.shape[1]))
             structural_cross = structural_ridge.cross_fitted(cv_folds(len(z), self.cv_folds, groups)).reshape(structure.shape)
         else:
-            structural_ridge = Ridge(self.alpha_structural, self.alphas).fit(read, targets, shared)
+            structural_ridge = Ridge(alpha_structural, alphas_structural).fit(read, targets, shared)
         del read
-        self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas)
+        self.structural_ = StructuralDecoder(alpha_structural, alphas_structural)
         self.structural_.fit(z, structure, ridge=structural_ridge.release(), voxels=voxels)
         self.alpha_structural_used_ = self.structural_.ridge_.alpha_
         timings["structural"] = time.perf_counter() - clock
@@ -214,6 +222,17 @@ class GESSDecoder(BaseEstimator):
         self.trust_ = BrainConsistency().fit(z, embeddings, groups, structure if trust_sees_pixels else None)
         timings["trust"] = time.perf_counter() - clock
         return timings
+
+    def _structural_selection(self, z, structure, groups) -> tuple[int | None, float, list | None]:
+        """M_s's voxel count (None: every voxel), alpha and alpha grid (None: that one alpha): as given, or with
+        ``structural_voxels="auto"`` chosen on held-out folds (the record kept as ``structural_selection_``)."""
+        self.structural_selection_ = None
+        if self.structural_voxels != "auto":
+            count = None if self.structural_voxels in (None, "all") else int(self.structural_voxels)
+            return count, self.alpha_structural, self.alphas
+        self.structural_selection_ = chosen_structural_selection(
+            z, structure, self.cv_folds, groups, alphas=self.alphas if self.alphas is not None else STRUCTURAL_ALPHA_GRID)
+        return self.structural_selection_["voxels"], self.structural_selection_["alpha"], None
 
     def _semantic_decoder(self) -> SemanticDecoder:
         return SemanticDecoder(self.alpha_semantic, self.alphas, self.alignment, self.n_neighbors, self.reprojection,
@@ -327,6 +346,7 @@ class GESSDecoder(BaseEstimator):
         trust = unnest("trust", arrays)
         self.trust_ = BrainConsistency.from_state(config["trust"], trust) if trust and "trust" in config else None
         self.metadata_ = config.get("metadata", {})
+        self.structural_selection_ = self.metadata_.get("structural_selection")
         stored_encoder = config.get("encoder") or self.metadata_.get("encoder")  # gess 0.1 kept it in metadata
         self.encoder_ = EncoderSpec.from_dict(stored_encoder) if stored_encoder else EncoderSpec("unknown", "unknown", config["embedding_dim"])
         self.structure_space_ = config.get("structure_space") or self.metadata_.get("structure")

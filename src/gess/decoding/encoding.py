@@ -70,3 +70,74 @@ def columnwise_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = b - b.mean(0)
     denom = np.sqrt((a ** 2).sum(0) * (b ** 2).sum(0))
     return np.divide((a * b).sum(0), denom, out=np.zeros(a.shape[1]), where=denom > 0)
+
+
+VOXEL_COUNT_GRID = (100, 200, 500, 1000, 2000, 5000)  # and every voxel: what ``structural_voxels="auto"`` tries
+STRUCTURAL_ALPHA_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
+SELECTION_TRIALS = 2000  # the selection scores at most this many trials (a seeded subset of whole stimuli)
+
+
+def chosen_structural_selection(z: np.ndarray, structure: np.ndarray, folds: int = 5, groups=None,
+                                voxel_grid=VOXEL_COUNT_GRID, alphas=STRUCTURAL_ALPHA_GRID,
+                                max_trials: int = SELECTION_TRIALS, seed: int = 0) -> dict:
+    """The voxel count (None: every voxel) and ridge alpha with which M_s decodes held-out training trials best.
+
+    Nested, so the choice is not biased towards the voxels that happened to fit: on each of ``folds`` folds
+    (never splitting a group) the voxels are ranked by :func:`structural_voxels` on the fitting trials alone,
+    then a ridge on the best k of them decodes the held-out trials for every k of ``voxel_grid`` (below the
+    voxel count) and every voxel, at every alpha; the score is the mean per-trial Pearson correlation of the
+    decoded structural targets with the true ones. At most ``max_trials`` trials take part (a seeded subset
+    of whole groups), which bounds the cost at NSD's size. Returns {"voxels", "alpha", "scores", "trials"}.
+    """
+    import torch
+
+    from gess.decoding.ridge import RidgeDecomposition
+
+    n, v = z.shape
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    rows = _group_subset(groups, max_trials, seed)
+    z, targets, groups = z[rows], np.asarray(structure, np.float32)[rows], groups[rows]
+    flat = targets.reshape(len(rows), -1).astype(np.float64)
+    counts = [k for k in sorted(set(int(k) for k in voxel_grid)) if k < v] + [None]
+    alphas = [float(a) for a in alphas]
+    hits = {(k, a): [] for k in counts for a in alphas}
+    for held in cv_folds(len(rows), folds, groups):
+        fit = np.setdiff1d(np.arange(len(rows)), held)
+        order = structural_voxels(z[fit], targets[fit], v, folds, groups[fit], ranked=True)
+        for k in counts:
+            voxels = np.sort(order[:k]) if k is not None else slice(None)
+            dec = RidgeDecomposition(np.asarray(z[fit][:, voxels], np.float64), device="cpu", dtype="float64")
+            projected = dec.project(flat[fit])
+            new = torch.as_tensor(np.asarray(z[held][:, voxels], np.float64)) - dec.x_mean
+            # the held-out decodes in the decomposition's basis: no (voxels x targets) weights are formed
+            if dec.form == "kernel":
+                basis = new @ (dec.X - dec.x_mean).T @ dec.U
+            else:
+                basis = (new @ dec.V) * dec.lam.sqrt()
+            for a in alphas:
+                decoded = ((basis / (dec.lam + a)) @ projected.UtY + projected.y_mean).numpy()
+                hits[k, a].append(_row_correlation(decoded, flat[held]))
+    scores = {(k, a): float(np.mean(np.concatenate(r))) for (k, a), r in hits.items()}
+    k, a = max(scores, key=lambda key: (scores[key], key[0] is None))  # a tie keeps every voxel
+    return {"voxels": k, "alpha": a, "trials": int(len(rows)),
+            "scores": {("all" if kk is None else str(kk)): {f"{aa:g}": s for (k2, aa), s in scores.items() if k2 == kk}
+                       for kk in counts}}
+
+
+def _group_subset(groups: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Every trial, or (sorted) those of a seeded subset of whole groups with at least ``limit`` trials in all."""
+    if len(groups) <= limit:
+        return np.arange(len(groups))
+    order = list(dict.fromkeys(groups.tolist()))
+    taken, count = [], 0
+    sizes = {g: c for g, c in zip(*np.unique(groups, return_counts=True))}
+    for i in np.random.default_rng(seed).permutation(len(order)):
+        taken.append(order[i])
+        count += sizes[order[i]]
+        if count >= limit:
+            break
+    return np.flatnonzero(np.isin(groups, taken))
+
+
+def _row_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (standardized_rows(a) * standardized_rows(b)).sum(1)
