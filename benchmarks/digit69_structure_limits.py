@@ -15,6 +15,9 @@ stimuli at 28 px. Rows:
 - a linear-Gaussian encoding model (ridge, pixels -> voxels; per-voxel noise from its residuals) inverted
   under a Gaussian image prior whose covariance mixes MNIST's with the fitting fold's (posterior mean), on every
   voxel and on the selected ones;
+- means of ridges over several voxel counts and alphas; the inversion with a full (Ledoit-Wolf) voxel noise
+  covariance; the decode blended with the class mean of a digit read-out; a sigmoid contrast stretch; targets
+  blurred otherwise;
 - the stimuli themselves down to 8-20 px and back: what a prior at that side could keep at best.
 """
 from __future__ import annotations
@@ -72,11 +75,17 @@ def main():
     def ridge(y, x, y_new, alpha):  # gess's structural decoder: ridge with an intercept, voxels z-scored
         return Ridge(alpha=alpha, dtype="float64").fit(y, x).predict(y_new)
 
-    def gaussian_inversion(y, x, y_new, alpha, mix):
+    def gaussian_inversion(y, x, y_new, alpha, mix, full_noise: bool = False):
         prior = (1 - mix) * mnist_cov + mix * np.cov(x.T) + 1e-4 * np.eye(x.shape[1])
         xc, yc = x - x.mean(0), y - y.mean(0)
         weights = yc.T @ np.linalg.solve(xc @ xc.T + alpha * np.eye(len(xc)), xc)  # voxels x pixels
-        noise = (yc - xc @ weights.T).var(0)
+        residuals = yc - xc @ weights.T
+        if full_noise:  # posterior mean through the voxels' covariance, W P W^T + C (voxels x voxels)
+            from sklearn.covariance import LedoitWolf
+
+            covariance = weights @ prior @ weights.T + LedoitWolf().fit(residuals).covariance_
+            return x.mean(0) + (y_new - y.mean(0)) @ np.linalg.solve(covariance, weights @ prior)
+        noise = residuals.var(0)
         noise = noise + 1e-3 * noise.mean()
         scaled = weights.T / noise
         gain = np.linalg.inv(np.linalg.inv(prior) + scaled @ weights) @ scaled
@@ -121,6 +130,36 @@ def main():
             voxels = best_voxels(y, fold, k)
             return gaussian_inversion(y[:, voxels], x, z[:, voxels], 0.01, 0.8)
         print(f"Gaussian inversion on {k} voxels    pixcorr %.3f  SSIM %.3f" % cross_validated(invert_selected, needs_fold=True))
+    for name, members in (("300/500/800 voxels, alpha 100", [(k, 100) for k in (300, 500, 800)]),
+                          ("300-1200 voxels, alpha 100/300", [(k, a) for k in (300, 500, 800, 1200) for a in (100, 300)])):
+        def ensemble(y, x, z, fold, members=members):
+            return np.mean([selected(k, a)(y, x, z, fold) for k, a in members], 0)
+        print(f"mean of ridges on {name}: pixcorr %.3f  SSIM %.3f" % cross_validated(ensemble, needs_fold=True))
+    for k in (500, 800):  # the inversion with a full (Ledoit-Wolf) voxel noise covariance instead of a diagonal one
+        def invert_full_noise(y, x, z, fold, k=k):
+            voxels = best_voxels(y, fold, k)
+            return gaussian_inversion(y[:, voxels], x, z[:, voxels], 0.01, 0.8, full_noise=True)
+        print(f"inversion, full noise cov, {k} voxels pixcorr %.3f  SSIM %.3f" % cross_validated(invert_full_noise, needs_fold=True))
+    for weight in (0.2, 0.4, 0.6):  # the decode blended with the class mean a digit read-out of the voxels expects
+        def with_class_mean(y, x, z, fold, weight=weight):
+            from sklearn.linear_model import LogisticRegression
+
+            labels = train.labels[fold]
+            probabilities = LogisticRegression(C=0.01, max_iter=2000).fit(y, labels).predict_proba(z)
+            means = np.stack([x[labels == c].mean(0) for c in np.unique(labels)])
+            return (1 - weight) * selected(500, 100)(y, x, z, fold) + weight * probabilities @ means
+        print(f"blend with class mean, weight {weight} pixcorr %.3f  SSIM %.3f" % cross_validated(with_class_mean, needs_fold=True))
+    for gain in (1, 2, 4):  # a per-image sigmoid contrast stretch of the decode
+        def stretched(y, x, z, fold, gain=gain):
+            d = selected(500, 100)(y, x, z, fold)
+            return 1 / (1 + np.exp(-gain * (d - d.mean(1, keepdims=True)) / (d.std(1, keepdims=True) + 1e-8)))
+        print(f"sigmoid stretch, gain {gain}          pixcorr %.3f  SSIM %.3f" % cross_validated(stretched, needs_fold=True))
+    for target_radius in (0.0, 1.0, 1.5, 2.0):  # M_s's targets blurred otherwise (500 voxels, alpha 100)
+        other = (gaussian_smooth(stimuli, target_radius) / 255.0 if target_radius else stimuli / 255.0).reshape(n, -1)
+        def other_targets(y, x, z, fold, other=other):
+            voxels = best_voxels(y, fold, 500)
+            return ridge(y[:, voxels], other[fold], z[:, voxels], 100)
+        print(f"targets blurred by {target_radius} px          pixcorr %.3f  SSIM %.3f" % cross_validated(other_targets, needs_fold=True))
     for side in (8, 10, 12, 16, 20):
         round_trip = resize_images(resize_images(stimuli, side), 28)
         r, s = paired_correlation(grey(round_trip), grey(stimuli)).mean(), ssim28(stimuli, round_trip).mean()
