@@ -93,16 +93,18 @@ def _tuning_key(name: str, decoder: GESSDecoder, train: Split, backend, method: 
 
 
 def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backend, method: str, sampling, cs, gg=None,
-                                      encoder=None, folds: int = 5, console=None, fold_outputs=None) -> tuple[int, dict]:
-    """The number of best-of-N candidates chosen on held-out training folds; cached by content.
+                                      encoder=None, folds: int = 5, console=None,
+                                      fold_outputs=None) -> tuple[int, str, dict]:
+    """The number of candidates, and what is kept of them, chosen on held-out training folds; cached by content.
 
     Every held-out training stimulus gets ``max(sampling.candidate_grid)`` candidates (the seeds of
-    :func:`~gess.generation.sampling.candidate_seed`, so the first N are what N candidates would draw);
-    its fold's encoding model picks the best of the first N by brain match, and the pixel correlation of
-    the picks with the stimuli is averaged per N. The smallest N within ``sampling.candidate_tolerance`` of
-    the best is chosen: candidates that buy less than that are not worth their time.
+    :func:`~gess.generation.sampling.candidate_seed`, so the first N are what N candidates would draw); for
+    each reduction of ``sampling.candidate_reductions`` and each N, what it keeps of the first N (best: its
+    fold's encoding model's pick by brain match; mean: their pixelwise mean) is scored by its pixel correlation
+    with the stimulus, averaged per (reduction, N). :func:`choose_candidate_setting` picks the smallest N within
+    ``sampling.candidate_tolerance`` of the best: candidates that buy less than that are not worth their time.
     ``fold_outputs``: a callable returning :func:`held_out_fold_outputs` with ``keep_models`` (shared with the
-    CS tuning so the folds are fitted once). Returns (N, a record with every N's held-out pixel correlation).
+    CS tuning so the folds are fitted once). Returns (N, reduction, a record with every setting's score).
     """
     grid = sorted(set(sampling.candidate_grid))
     reductions = list(dict.fromkeys(sampling.candidate_reductions))
