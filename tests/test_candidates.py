@@ -256,3 +256,25 @@ def test_cs_tuning_is_reused_across_candidate_settings_it_never_reads(tmp_path, 
     assert len(calls) == 1 and (again.lowpass_factor, again.reference_gain) == (3.0, 2.0)  # from the cached record
     tune(steps=7)
     assert len(calls) == 2
+
+
+def test_sampling_without_a_guidance_scale_uses_the_generators_default(fitted, tmp_path):
+    from gess.generation.sampling import DEFAULT_GUIDANCE_SCALE, SamplingOptions, guidance_scale_for
+
+    class Plugin:  # a generator that names no default of its own
+        pass
+
+    assert guidance_scale_for(SamplingOptions(), Plugin()) == DEFAULT_GUIDANCE_SCALE == 5.0
+    assert guidance_scale_for(SamplingOptions(guidance_scale=2.5), Plugin()) == 2.5
+    root, data = fitted
+    runs = {}
+    for name, flags in (("default", []), ("one", ["--guidance-scale", "1"]), ("five", ["--guidance-scale", "5"])):
+        ok(["reconstruct", "--model", root / "m", "--data", data, "--generator", root / "p", "--method", "cs",
+            "--steps", "3", *flags, "--out", tmp_path / name])
+        runs[name] = json.loads((tmp_path / name / "manifest.json").read_text())
+    assert all(e["guidance_scale"] == 1.0 for e in runs["default"])   # gess's pixel prior: 1
+    assert all(e["guidance_scale"] == 5.0 for e in runs["five"])
+    for e, e1, e5 in zip(runs["default"], runs["one"], runs["five"]):
+        assert sha(tmp_path / "default" / e["file"]) == sha(tmp_path / "one" / e1["file"])
+    assert any(sha(tmp_path / "default" / e["file"]) != sha(tmp_path / "five" / e5["file"])
+               for e, e5 in zip(runs["default"], runs["five"]))

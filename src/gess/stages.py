@@ -47,7 +47,7 @@ from gess.folds import held_out_fold_outputs, tune_candidates_on_training_folds,
 from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
 from gess.generation.backends import load_backend
 from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
-from gess.generation.sampling import candidate_mean, candidate_seed
+from gess.generation.sampling import candidate_mean, candidate_seed, guidance_scale_for
 from gess.generation.train import TrainOptions, resume_options, train_pixel_prior
 from gess.io import claim_output_dir, exclusive_lock, read_json, write_json
 from gess.manifest import CANDIDATES_DIR, Manifest, write_png
@@ -356,7 +356,8 @@ def _generate_batches(job: ReconstructionJob, backend, order: list[int], by_id: 
                       settings: dict, tuning: dict | None, shard: Shard) -> int:
     """Generate the stimuli ``order`` names (``sampling.candidates`` each, the brain's best kept), writing each
     stimulus's PNG and manifest entry as soon as its candidates are drawn."""
-    record = ({"tuned": tuning} if tuning else {}) | {"versions": software_versions()}
+    record = ({"tuned": tuning} if tuning else {}) | {"guidance_scale": guidance_scale_for(job.sampling, backend),
+                                                      "versions": software_versions()}
     fmri, seeds, written = test_fmri(job.dataset), job.seeds(), {}
     n_candidates = job.sampling.candidates
     rows = [(i, k) for i in order for k in range(n_candidates)]  # candidates of one stimulus side by side

@@ -10,7 +10,7 @@ from gess.errors import GessInputError
 from gess.generation.cs import ComponentSubstitution, CSOptions
 from gess.generation.gg import GGOptions, GradientGuidance
 from gess.generation.methods import CS_METHODS, GENERATOR_METHODS, structure_weight
-from gess.generation.sampling import SamplingOptions, sample
+from gess.generation.sampling import SamplingOptions, guidance_scale_for, sample
 from gess.progress import progress_bar
 
 
@@ -64,7 +64,7 @@ def generate_images(backend, c_prime: np.ndarray, c: np.ndarray, structure: np.n
             ref = structure_reference(backend, structure[idx], structure_kind)
             target = torch.as_tensor(np.asarray(c[idx], np.float32), device=ref.device)
             guidance = GradientGuidance(pi_s[idx], pi_c[idx], target, ref, encoder, backend.to_images, gg_options, steps)
-        z = sample(backend, cond, [seeds[i] for i in idx], steps, sampling.guidance_scale, substitution=substitution,
+        z = sample(backend, cond, [seeds[i] for i in idx], steps, guidance_scale_for(sampling, backend), substitution=substitution,
                    guidance=guidance, scheduler=sampling.scheduler)
         with torch.no_grad():
             imgs = backend.to_images(z).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()

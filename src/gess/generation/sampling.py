@@ -30,8 +30,9 @@ class SamplingOptions(Options):
     """How every generator method samples."""
 
     steps: int = field(default=50, metadata={"help": "DDIM steps", "range": AT_LEAST_1})
-    guidance_scale: float = field(default=5.0, metadata={"help": "classifier-free guidance scale (1: conditional only)",
-                                                         "range": NON_NEGATIVE})
+    guidance_scale: float | None = field(default=None, metadata={
+        "help": "classifier-free guidance scale (1: conditional only); null: the generator's own default (1 for gess's "
+                "pixel priors, 5 for a generator that names none)", "range": NON_NEGATIVE})
     batch_size: int = field(default=16, metadata={"help": "stimuli per denoising call", "range": AT_LEAST_1})
     min_structure_weight: float = field(default=0.0, metadata={"help": "floor on the gated structural weight pi_s of "
                                                                        "cs and gg (0: the paper's 1 - pi_c)", "range": SHARE})
@@ -60,6 +61,16 @@ class SamplingOptions(Options):
     scheduler: Literal[SCHEDULERS] = field(default="ddim", metadata={
         "help": "ddim: the paper's DDIM on the generator's noise schedule; model: the scheduler class the "
                 "generator's saved scheduler config names (e.g. DDPMScheduler)"})
+
+
+DEFAULT_GUIDANCE_SCALE = 5.0  # for a generator that names no default of its own (Stable unCLIP, a plugin)
+
+
+def guidance_scale_for(sampling: SamplingOptions, backend) -> float:
+    """The guidance scale sampling uses: the one asked for, else the generator's ``default_guidance_scale``."""
+    if sampling.guidance_scale is not None:
+        return float(sampling.guidance_scale)
+    return float(getattr(backend, "default_guidance_scale", DEFAULT_GUIDANCE_SCALE))
 
 
 def candidate_seed(seed: int, index: int) -> int:

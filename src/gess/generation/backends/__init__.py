@@ -49,6 +49,7 @@ class GeneratorBackend(Protocol):
     def from_images(self, images: torch.Tensor) -> torch.Tensor: ...  # (N, C, H, W) in [0, 1] -> its space
     def to_images(self, z: torch.Tensor) -> torch.Tensor: ...         # its space -> (N, 3, H, W) in [0, 1]; differentiable
     # ``image_size`` (int): the pixel side, needed only when M_s predicts its latents (structure kind: latent)
+    # ``default_guidance_scale`` (float), optional: the scale used when sampling asks for none (else 5)
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,8 @@ class PixelBackend:
     """
 
     name = "pixel"
+    # guidance above ~1.25 loses the digit with every pixel prior measured (held-out MNIST; docs/generation.md)
+    default_guidance_scale = 1.0
 
     def __init__(self, prior: PixelPrior, scheduler=None, device: str | None = None):
         from gess.generation.backends import default_scheduler
