@@ -157,3 +157,23 @@ def test_residual_gate_scores_repeated_test_trials_one_by_one():
     first = dataset.test.image_index() == 0
     alone = model.pi_c_over_trials(dataset.test.fmri[first], np.zeros(first.sum(), np.int64))
     assert np.isclose(alone[0], decoded.pi_c[list(ids).index(dataset.test.stimulus_ids[0])])
+
+
+def test_decode_scores_repeated_trials_once(monkeypatch):
+    """With repeats and a single-trial gate, decode scores the gate on the trials only (not also on the averages),
+    and a pi_c handed to GESSDecoder.decode is what it returns."""
+    from gess.api import decode
+
+    rng = np.random.default_rng(1)
+    dataset, C = _repeated_test_dataset(rng, repeats=3)
+    model = GESSDecoder(gate="brain-residual", n_neighbors=3, alignment="reference").fit(
+        dataset.train.fmri, C, rng.random((len(C), 2, 2, 1)))
+    calls = []
+    original = type(model.gate_).typicality
+    monkeypatch.setattr(type(model.gate_), "typicality", lambda self, inputs: calls.append(len(inputs.fmri)) or original(self, inputs))
+    decoded, _ = decode(model, dataset)
+    assert calls == [len(dataset.test.trial_ids)]
+    given = np.linspace(0, 1, len(dataset.test.stimulus_ids))
+    assert np.array_equal(model.decode(dataset.test.averaged().fmri, pi_c=given).pi_c, given)
+    with pytest.raises(ValueError, match="pi_c has 2 values"):
+        model.decode(dataset.test.averaged().fmri, pi_c=given[:2])

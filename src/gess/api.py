@@ -4,7 +4,6 @@ These sit below the stages (:mod:`gess.stages`), which add caching, files and re
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -121,11 +120,10 @@ def decode(model: GESSDecoder, dataset: Dataset) -> tuple[Decoded, np.ndarray]:
     """
     test = dataset.test.averaged()
     model.check_voxels(test.n_voxels, dataset.source)
-    decoded = model.decode(test.fmri, source=dataset.source)
+    pi_c = None
     if model.gate_.scores_single_trials and len(dataset.test.trial_ids) > len(test.stimulus_ids):
-        decoded = dataclasses.replace(decoded, pi_c=model.pi_c_over_trials(
-            dataset.test.fmri, dataset.test.image_index(), source=dataset.source))
-    return decoded, test.stimulus_ids
+        pi_c = model.pi_c_over_trials(dataset.test.fmri, dataset.test.image_index(), source=dataset.source)
+    return model.decode(test.fmri, source=dataset.source, pi_c=pi_c), test.stimulus_ids
 
 
 def test_fmri(dataset: Dataset) -> np.ndarray:

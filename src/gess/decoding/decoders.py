@@ -263,12 +263,17 @@ class GESSDecoder(BaseEstimator):
         return z
 
     # --------------------------------------------------------------- decode
-    def decode(self, fmri: np.ndarray, source: str | None = None) -> Decoded:
-        """Decode raw test fMRI (n, v) into c'', c', c, s and pi_c."""
+    def decode(self, fmri: np.ndarray, source: str | None = None, pi_c: np.ndarray | None = None) -> Decoded:
+        """Decode raw test fMRI (n, v) into c'', c', c, s and pi_c (the gate's, unless ``pi_c`` is given: one
+        scored otherwise, e.g. :meth:`pi_c_over_trials`, so the gate does not score these samples twice)."""
         z = self._checked_z(fmri, source)
         raw, aligned, reproj = self.semantic_.decode(z)
         s = self.structural_.predict(z)
-        return Decoded(raw, aligned, reproj, s, self.gate_.pi_c(self._gate_inputs(z, raw, s)))
+        if pi_c is None:
+            pi_c = self.gate_.pi_c(self._gate_inputs(z, raw, s))
+        elif len(pi_c) != len(z):
+            raise ValueError(f"pi_c has {len(pi_c)} values for {len(z)} samples")
+        return Decoded(raw, aligned, reproj, s, np.asarray(pi_c))
 
     def _checked_z(self, fmri: np.ndarray, source: str | None) -> np.ndarray:
         """Raw fMRI checked (finite, 2-D, this decoder's voxel count) and z-scored with the training statistics."""
