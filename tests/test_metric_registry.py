@@ -190,3 +190,47 @@ def test_per_sample_scores_reads_pngs_and_the_manifest_trust(tmp_path):
     np.testing.assert_array_equal(out["cs"]["accuracy"], two_way_all_pairs(encode(gt), encode(rec)))
     np.testing.assert_array_equal(out["cs"]["trust"], [0.9, np.nan, 0.4, 0.6])
     assert "digit" not in out["cs"]
+
+
+def _sklearn_digit_images(side: int = 28):
+    from sklearn.datasets import load_digits
+
+    from gess.data.images import resize_images
+
+    digits = load_digits()
+    return resize_images(np.rint(digits.images / 16.0 * 255).astype(np.uint8)[..., None], side), digits.target
+
+
+def test_labels_stand_for_the_digits_read_on_training_stimuli(tmp_path):
+    """A dataset whose labels are class indices (digit69's 1 and 2): each label's digit is the one a reader of the
+    labelled extra images reads most often among that label's TRAINING stimuli; labels that are no digit give None."""
+    from gess.evaluation.classification import label_digits, labelled_npz_reader
+    from gess.run import _digit_reading
+
+    images, digits = _sklearn_digit_images()
+    pool, stimuli = np.arange(0, len(images), 2), np.arange(1, len(images), 2)
+    np.savez(tmp_path / "labelled.npz", images=images[pool], labels=digits[pool])
+    np.savez(tmp_path / "unlabelled.npz", images=images[pool])
+    assert labelled_npz_reader(tmp_path / "unlabelled.npz") is None and labelled_npz_reader(None) is None
+    reader = labelled_npz_reader(tmp_path / "labelled.npz")
+    threes, fives = stimuli[digits[stimuli] == 3][:20], stimuli[digits[stimuli] == 5][:20]
+    train_rows, test_rows = np.r_[threes[:15], fives[:15]], np.r_[threes[15:], fives[15:]]
+    as_labels = lambda rows: np.where(digits[rows] == 3, 1, 2)  # noqa: E731
+    assert label_digits(reader, images[train_rows], as_labels(train_rows)) == {1: 3, 2: 5}
+    assert label_digits(reader, images[train_rows], np.arange(len(train_rows)) % 2) is None  # labels that are no digit
+
+    def split(rows):
+        ids = np.array([f"s{r}" for r in rows])
+        return SimpleNamespace(stimulus_ids=ids, images=images[rows], labels=as_labels(rows))
+
+    train, test = split(train_rows), split(test_rows)
+    train.averaged, test.averaged = (lambda: train), (lambda: test)
+    dataset = SimpleNamespace(train=train, test=test)
+    cfg = SimpleNamespace(dataset=SimpleNamespace(extra_images=tmp_path / "labelled.npz"))
+    order = list(test.stimulus_ids[::-1])
+    read, expected, described = _digit_reading(cfg, dataset, None, order, None)
+    assert "1 -> 3, 2 -> 5" in described
+    np.testing.assert_array_equal(expected, digits[test_rows][::-1])
+    assert (read.predict(images[test_rows]) == digits[test_rows]).mean() >= 0.8
+    cfg.dataset.extra_images = tmp_path / "unlabelled.npz"
+    assert _digit_reading(cfg, dataset, None, order, None) is None

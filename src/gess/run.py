@@ -67,10 +67,12 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
     results, recon_dirs = _reconstruct_and_score(cfg, decoder, dataset, generator, encoder, out, timer, shard, console)
     if not shard.is_main:
         return {}  # scores and the report are the main process's
-    digits = experiment is not None and cfg.simulation()[0].images == "sklearn-digits"
-    per_sample = timer("evaluate", lambda: per_sample_scores(dataset, test_ids, recon_dirs,
-                                                             lambda images: stages.encode_images(encoder, images), digits))
+    digits = _digit_reading(cfg, dataset, experiment, test_ids, console)
+    per_sample = timer("evaluate", lambda: per_sample_scores(
+        dataset, test_ids, recon_dirs, lambda images: stages.encode_images(encoder, images), digits and digits[:2]))
     summary = _summary(cfg, results, decoded.pi_c, test_ids, experiment, per_sample, time.time() - t0, timer.seconds)
+    if digits and "right_digit" in summary:
+        summary["right_digit_reader"] = digits[2]
     summary["retrieval"] = retrieval(decoded.c_prime, stages.encode_images(encoder, _stimuli(dataset, test_ids)))
     write_json(out / "metrics.json", summary)
     result = RunResult(cfg, dataset, test_ids, decoded, results, recon_dirs, summary, experiment, timer.seconds,
@@ -78,6 +80,35 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
     stages.build_report(result, out)
     log(console, f"report: {out / 'report.html'} ({time.time() - t0:.0f} s)")
     return summary
+
+
+def _digit_reading(cfg: RunConfig, dataset, experiment, test_ids, console) -> tuple | None:
+    """(a digit reader, the digit each test stimulus shows, what the reader is) when the run's images are digits with labels:
+    scikit-learn's for the simulated ones; for a dataset with labels, the labelled extra images' (MNIST's
+    ``.npz``), each label's digit the one the reader reads most often among its TRAINING stimuli. Else None."""
+    from gess.evaluation.classification import label_digits, labelled_npz_reader, sklearn_digits_reader
+
+    test = dataset.test.averaged()
+    if test.labels is None:
+        return None
+    lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
+    labels = test.labels[[lookup[s] for s in test_ids]]
+    if experiment is not None:
+        if cfg.simulation()[0].images != "sklearn-digits":
+            return None
+        return (sklearn_digits_reader(test_ids, test.images.shape[1]), labels,
+                "logistic regression trained on every scikit-learn digit except the test stimuli")
+    reader = labelled_npz_reader(cfg.dataset.extra_images) if dataset.train.labels is not None else None
+    train = dataset.train.averaged()
+    mapping = None if reader is None else label_digits(reader, train.images, train.labels)
+    if mapping is None:
+        return None
+    stand_for = ", ".join(f"{label} -> {digit}" for label, digit in mapping.items())
+    log(console, f"digits read by a classifier trained on the labelled extra images; labels stand for {stand_for}")
+    return (reader, np.array([mapping.get(int(label), -1) for label in labels]),
+            f"logistic regression trained on the labelled extra images ({Path(cfg.dataset.extra_images).name}, none a "
+            f"test stimulus); each label's digit the one it reads most often among that label's training stimuli: "
+            f"{stand_for}")
 
 
 def _stimuli(dataset, test_ids) -> np.ndarray:

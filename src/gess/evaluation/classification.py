@@ -71,3 +71,30 @@ def mnist_reader(path: str | Path, max_images: int = 20000, seed: int = 0) -> Di
         keep = np.random.default_rng(seed).choice(len(images), max_images, replace=False)
         images, labels = images[keep], labels[keep]
     return DigitReader(side=28, C=0.05).fit(images, labels)
+
+
+def labelled_npz_reader(path: str | Path | None) -> DigitReader | None:
+    """:func:`mnist_reader` on an extra-images ``.npz`` that holds ``labels`` beside its ``images``; None for any
+    other source (a folder, an ``.npz`` without labels)."""
+    if path is None or Path(path).suffix != ".npz" or not Path(path).is_file():
+        return None
+    with np.load(path) as data:
+        if "labels" not in data.files or "images" not in data.files:
+            return None
+    return mnist_reader(path)
+
+
+def label_digits(reader: DigitReader, images: np.ndarray, labels: np.ndarray, least_share: float = 0.5) -> dict | None:
+    """The digit each dataset label stands for: the one ``reader`` reads most often among that label's images
+    (the TRAINING stimuli: no test image enters). None when the labels are not digits the reader knows: a label
+    whose most-read digit holds less than ``least_share`` of its images, or two labels on one digit."""
+    labels = np.asarray(labels)
+    read = reader.predict(images)
+    mapping = {}
+    for label in np.unique(labels):
+        digits, counts = np.unique(read[labels == label], return_counts=True)
+        if counts.max() < least_share * counts.sum():
+            return None
+        mapping[int(label)] = int(digits[counts.argmax()])
+    return mapping if len(set(mapping.values())) == len(mapping) else None
+

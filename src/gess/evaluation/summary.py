@@ -9,12 +9,12 @@ import numpy as np
 
 
 def per_sample_scores(dataset, test_ids, recon_dirs: dict, encode: Callable[[np.ndarray], np.ndarray],
-                      sklearn_digits: bool = False) -> dict:
-    """Per run name: {"accuracy", "trust"} and, for scikit-learn's digits, "digit" arrays over ``test_ids``.
+                      digits: tuple | None = None) -> dict:
+    """Per run name: {"accuracy", "trust"} and, with ``digits``, "digit" arrays over ``test_ids``.
 
     accuracy: all-pairs 2-way identification on ``encode(images)`` embeddings; trust: the
-    manifest's (NaN where absent); digit: whether a reader trained on every scikit-learn digit
-    but the test stimuli reads the stimulus's digit.
+    manifest's (NaN where absent); digit: whether ``digits`` = (a reader trained on digits that are not
+    test stimuli, the digit each of ``test_ids`` shows) reads the stimulus's digit.
     """
     from gess.data.images import load_image
     from gess.errors import GessInputError
@@ -25,12 +25,7 @@ def per_sample_scores(dataset, test_ids, recon_dirs: dict, encode: Callable[[np.
     lookup = {s: i for i, s in enumerate(test.stimulus_ids)}
     truth = test.images[[lookup[s] for s in test_ids]]
     truth_embeddings = encode(truth)
-    reader = labels = None
-    if sklearn_digits and test.labels is not None:
-        from gess.evaluation.classification import sklearn_digits_reader
-
-        reader = sklearn_digits_reader(test_ids, truth.shape[1])
-        labels = test.labels[[lookup[s] for s in test_ids]]
+    reader, labels = digits if digits is not None else (None, None)
     out = {}
     for name, directory in recon_dirs.items():
         manifest = Manifest(directory).read()  # a foreign or hand-edited manifest: bad input naming it

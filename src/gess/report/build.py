@@ -68,7 +68,8 @@ def write_report(run, out: Path) -> Path:
     config_text = yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), sort_keys=False)
     return write_html(out / "report.html", cfg.title, config_text, summary["methods"], summary["protocol"], grid,
                       pi_rows, figures, notes, summary.get("unavailable"), trust_sentences=sentences,
-                      right_digit=summary.get("right_digit"), pi_columns=[f"trust ({n})" for n in names],
+                      right_digit=summary.get("right_digit"), right_digit_reader=summary.get("right_digit_reader"),
+                      pi_columns=[f"trust ({n})" for n in names],
                       embedding_encoder=_embedding_encoder(results))
 
 

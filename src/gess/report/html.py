@@ -116,7 +116,8 @@ def write_html(path: str | Path, title: str, config_text: str, metrics: dict[str
                  grid_png: bytes | str | Path | None = None, pi_rows: list[list[str]] | None = None,
                  figures: dict[str, bytes] | None = None, notes: list[str] | None = None,
                  unavailable: dict[str, str] | None = None, trust_sentences: list[str] | None = None,
-                 right_digit: dict[str, dict] | None = None, pi_columns: list[str] | None = None,
+                 right_digit: dict[str, dict] | None = None, right_digit_reader: str | None = None,
+                 pi_columns: list[str] | None = None,
                  embedding_encoder: str | None = None) -> Path:
     """Write ``report.html``: metrics (defined) per method, the grid, the digits read, trust and pi_c, config."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
@@ -131,9 +132,10 @@ def write_html(path: str | Path, title: str, config_text: str, metrics: dict[str
     if right_digit:
         groups = list(next(iter(right_digit.values())))
         rows = [[html.escape(m)] + [f"{100 * r[g]:.0f}%" for g in groups] for m, r in right_digit.items()]
-        parts.append("<h2>Right digit</h2><p class='note'>Share of reconstructions that a digit classifier (logistic "
-                     "regression trained on every scikit-learn digit except the test stimuli) reads as the "
-                     "stimulus's digit, per group of test stimuli.</p>" + _table(rows, ["method"] + groups))
+        reader = right_digit_reader or "logistic regression trained on every scikit-learn digit except the test stimuli"
+        parts.append("<h2>Right digit</h2><p class='note'>Share of reconstructions that a digit classifier ("
+                     + html.escape(reader) + ") reads as the stimulus's digit, per group of test stimuli.</p>"
+                     + _table(rows, ["method"] + groups))
     if unavailable:
         parts.append("<p class='note'>Unavailable: " + "; ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in unavailable.items()) + "</p>")
     if grid_png is not None:
