@@ -1,8 +1,11 @@
 """Does trust rank reconstructions by accuracy? Checked on held-out folds of the demo's TRAINING stimuli.
 
     GESS_CACHE=/tmp/democache python benchmarks/trust_folds.py /tmp/demo-out [--methods structure semantic cs]
+    python benchmarks/trust_folds.py runs/digit69 --config configs/digit69.yaml --recon cs-seed0 \
+        --setting "lowpass_factor=1.5,fraction=0.7,reference_gain=2,min_structure_weight=0.3"
 
-Reads the decoders a ``gess demo --out DIR`` fitted (``DIR/model``) and the prior its cs reconstructions name;
+Reads the decoders a ``gess demo --out DIR`` (or a ``gess run CONFIG --out DIR``) fitted (``DIR/model``) and the
+prior its cs reconstructions name (``--setting``: CS and sampling fields over the config's, as in cs_folds.py);
 refits the decoders without each of 5 folds of the training stimuli (``gess.folds.held_out_fold_outputs``),
 reconstructs the held-out stimuli with the demo's sampling and CS settings, and scores each reconstruction
 with its own fold's encoding model three ways:
@@ -20,10 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cs_folds import parse_setting  # noqa: E402
 
 
 def scores(decoder, images: np.ndarray, fmri: np.ndarray) -> dict[str, np.ndarray]:
@@ -55,17 +62,20 @@ def main():
     from gess.runconfig import load_run_config
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("demo", type=Path, help="a gess demo --out folder")
+    ap.add_argument("demo", type=Path, help="a gess demo (or gess run) --out folder")
+    ap.add_argument("--config", help="the run's config (default: the demo's)")
+    ap.add_argument("--recon", default="cs", help="the reconstruction folder whose manifest names the prior")
+    ap.add_argument("--setting", default="", help="key=value CS and sampling fields over the config's")
     ap.add_argument("--methods", nargs="+", default=["structure", "semantic", "cs-equal", "cs"])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    cfg = load_run_config(DEMO_CONFIG)
+    cfg = load_run_config(args.config or DEMO_CONFIG)
     encoder = get_encoder(cfg.encoder)
     dataset, _ = _dataset(cfg, encoder, None)
     decoder = GESSDecoder.load(args.demo / "model")
-    prior = json.loads((args.demo / "recon" / "cs" / "manifest.json").read_text())[0]["settings"]["generator"]
+    prior = json.loads((args.demo / "recon" / args.recon / "manifest.json").read_text())[0]["settings"]["generator"]
     backend = PixelBackend.from_pretrained(prior)
-    sampling, cs = cfg.sampling, cfg.cs
+    cs, sampling = parse_setting(args.setting, cfg.cs, cfg.sampling)
     space = StructuralSpace.from_config(decoder.structure_space_, backend)
     t0 = time.time()
     folds = held_out_fold_outputs(decoder, dataset.train, 5, autoencoder=backend, keep_models=True)
