@@ -83,8 +83,8 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
 
 
 def _digit_reading(cfg: RunConfig, dataset, experiment, test_ids, console) -> tuple | None:
-    """(a digit reader, the digit each test stimulus shows, what the reader is) when the run's images are digits with labels:
-    scikit-learn's for the simulated ones; for a dataset with labels, the labelled extra images' (MNIST's
+    """(a digit reader, the digit each test stimulus shows, what the reader is) when the run's images are labelled
+    digits: scikit-learn's for the simulated ones; for a dataset with labels, the labelled extra images' (MNIST's
     ``.npz``), each label's digit the one the reader reads most often among its TRAINING stimuli. Else None."""
     from gess.evaluation.classification import label_digits, labelled_npz_reader, sklearn_digits_reader
 
