@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cs_folds import parse_setting  # noqa: E402
+from cs_folds import parse_setting, run_folds  # noqa: E402
 from digit69_methods import grey, ssim28  # noqa: E402
 
 
@@ -40,27 +40,24 @@ def weighted_mean(stack: np.ndarray, matches: np.ndarray, temperature: float) ->
 
 def reductions(stack: np.ndarray, matches: np.ndarray, n: int, temperatures, tops) -> dict[str, np.ndarray]:
     """Every reduction of the first n candidates of one stimulus."""
+    from gess.generation.sampling import candidate_mean
+
     s, m = stack[:n], matches[:n]
-    out = {"best": s[int(m.argmax())],
-           "mean": np.rint(s.astype(np.float64).mean(0)).clip(0, 255).astype(np.uint8)}
+    out = {"best": s[int(m.argmax())], "mean": candidate_mean(s)}
     for t in temperatures:
         out[f"weighted {t:g}"] = weighted_mean(s, m, t)
     for k in tops:
         if k < n:
             top = np.argsort(-m)[:k]
-            out[f"top {k}"] = np.rint(s[top].astype(np.float64).mean(0)).clip(0, 255).astype(np.uint8)
+            out[f"top {k}"] = candidate_mean(s[top])
     return out
 
 
 def main():
     from gess.api import candidate_scores
-    from gess.data import load_dataset
     from gess.data.images import resize_images
-    from gess.decoding import GESSDecoder
     from gess.evaluation.identification import paired_correlation
-    from gess.folds import held_out_fold_outputs
     from gess.generation import CSOptions, SamplingOptions, generate_images
-    from gess.generation.backends.pixel import PixelBackend
     from gess.generation.sampling import candidate_seed
 
     ap = argparse.ArgumentParser()
@@ -75,14 +72,7 @@ def main():
     ap.add_argument("--prior", type=Path, help="default: the generator the run's cs manifest names")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    prior = args.prior or Path(json.loads(next((args.run / "recon").glob("cs*/manifest.json")).read_text())[0]
-                               ["settings"]["generator"])
-    train = load_dataset(args.data).train
-    decoder = GESSDecoder.load(args.run / "model")
-    backend = PixelBackend.from_pretrained(prior)
-    t0 = time.time()
-    folds = held_out_fold_outputs(decoder, train, 5, autoencoder=backend, keep_models=True)
-    print(f"5 folds fitted in {time.time() - t0:.0f} s; prior {prior}", flush=True)
+    folds, backend = run_folds(args.run, args.data, args.prior, keep_models=True)
     cs, sampling = parse_setting(args.setting, CSOptions(lowpass_factor=1.5, fraction=0.9),
                                  SamplingOptions(guidance_scale=1.0, min_structure_weight=args.floor))
     counts = sorted({1, args.candidates} | {2 ** j for j in range(1, 8) if 2 ** j < args.candidates})

@@ -41,14 +41,33 @@ def parse_setting(text: str, cs, sampling):
     return replace(cs, **cs_changes), replace(sampling, **sampling_changes)
 
 
-def main():
+def run_prior(run: Path, recon: str = "cs*") -> Path:
+    """The generator a run's reconstructions in ``recon/<recon>`` name in their manifest."""
+    manifest = next((run / "recon").glob(f"{recon}/manifest.json"))
+    return Path(json.loads(manifest.read_text())[0]["settings"]["generator"])
+
+
+def run_folds(run: Path, data: str, prior: Path | None = None, keep_models: bool = False):
+    """(5 held-out folds of the training stimuli refitted with the run's decoder settings, the run's prior)."""
     from gess.data import load_dataset
-    from gess.data.images import resize_images
     from gess.decoding import GESSDecoder
-    from gess.evaluation.identification import paired_correlation
     from gess.folds import held_out_fold_outputs
-    from gess.generation import CSOptions, SamplingOptions, generate_images
     from gess.generation.backends.pixel import PixelBackend
+
+    prior = prior or run_prior(run)
+    backend = PixelBackend.from_pretrained(prior)
+    t0 = time.time()
+    folds = held_out_fold_outputs(GESSDecoder.load(run / "model"), load_dataset(data).train, 5, autoencoder=backend,
+                                  keep_models=keep_models)
+    print(f"5 folds of {sum(len(f['c']) for f in folds)} training stimuli fitted in {time.time() - t0:.0f} s; "
+          f"prior {prior}", flush=True)
+    return folds, backend
+
+
+def main():
+    from gess.data.images import resize_images
+    from gess.evaluation.identification import paired_correlation
+    from gess.generation import CSOptions, SamplingOptions, generate_images
     from gess.generation.sampling import candidate_mean, candidate_seed
 
     ap = argparse.ArgumentParser()
@@ -61,15 +80,8 @@ def main():
     ap.add_argument("--mean-of", type=int, default=1, help="draw this many candidates per stimulus (candidate_seed) "
                     "and also score the pixelwise mean of the first 2, 4, ... of them (candidate_reduction mean)")
     args = ap.parse_args()
-    prior = args.prior or Path(json.loads(next((args.run / "recon").glob("cs*/manifest.json")).read_text())[0]
-                               ["settings"]["generator"])
-    train = load_dataset(args.data).train
-    decoder = GESSDecoder.load(args.run / "model")
-    backend = PixelBackend.from_pretrained(prior)
-    t0 = time.time()
-    folds = held_out_fold_outputs(decoder, train, 5, autoencoder=backend)
+    folds, backend = run_folds(args.run, args.data, args.prior)
     target = np.concatenate([f["target"] for f in folds])
-    print(f"5 folds of {len(target)} training stimuli fitted in {time.time() - t0:.0f} s; prior {prior}")
     decoded = np.concatenate([f["s"] for f in folds])
     print(f"spread (std over pixels and stimuli): structural decodes {decoded.std():.3f}, stimuli {(target / 255).std():.3f}")
     base_cs = CSOptions(lowpass_factor=1.5, fraction=0.9)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cs_folds import parse_setting  # noqa: E402
+from cs_folds import parse_setting, run_prior  # noqa: E402
 
 
 def scores(decoder, images: np.ndarray, fmri: np.ndarray) -> dict[str, np.ndarray]:
@@ -38,12 +38,12 @@ def scores(decoder, images: np.ndarray, fmri: np.ndarray) -> dict[str, np.ndarra
     from gess.api import reconstruction_features
     from gess.decoding.encoding import standardized_rows
 
-    embeddings, structure = reconstruction_features(decoder, images)
+    embeddings, structure = reconstruction_features(decoder, images)  # one encoder pass for the three scores
     model, z = decoder.trust_, decoder._standardize(fmri)
+    own = model.match(embeddings, z, structure).astype(np.float64)
     predicted = standardized_rows(model.predicted(embeddings, structure, np.float64))
-    own = (predicted * standardized_rows(np.asarray(z, np.float64)[:, model.voxels_])).sum(1)
     others = predicted @ standardized_rows(np.asarray(model.reference_, np.float64)).T
-    return {"trust": (others < own[:, None]).mean(1), "match": own,
+    return {"trust": model.score(embeddings, z, structure), "match": own,
             "margin": (own - others.mean(1)) / others.std(1)}
 
 
@@ -73,8 +73,7 @@ def main():
     encoder = get_encoder(cfg.encoder)
     dataset, _ = _dataset(cfg, encoder, None)
     decoder = GESSDecoder.load(args.demo / "model")
-    prior = json.loads((args.demo / "recon" / args.recon / "manifest.json").read_text())[0]["settings"]["generator"]
-    backend = PixelBackend.from_pretrained(prior)
+    backend = PixelBackend.from_pretrained(run_prior(args.demo, args.recon))
     cs, sampling = parse_setting(args.setting, cfg.cs, cfg.sampling)
     space = StructuralSpace.from_config(decoder.structure_space_, backend)
     t0 = time.time()

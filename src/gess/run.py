@@ -67,9 +67,10 @@ def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> di
     results, recon_dirs = _reconstruct_and_score(cfg, decoder, dataset, generator, encoder, out, timer, shard, console)
     if not shard.is_main:
         return {}  # scores and the report are the main process's
-    digits = _digit_reading(cfg, dataset, experiment, test_ids, console)
+    digits = timer("evaluate", lambda: _digit_reading(cfg, dataset, experiment, test_ids, console))
     per_sample = timer("evaluate", lambda: per_sample_scores(
-        dataset, test_ids, recon_dirs, lambda images: stages.encode_images(encoder, images), digits and digits[:2]))
+        dataset, test_ids, recon_dirs, lambda images: stages.encode_images(encoder, images),
+        digits[:2] if digits else None))
     summary = _summary(cfg, results, decoded.pi_c, test_ids, experiment, per_sample, time.time() - t0, timer.seconds)
     if digits and "right_digit" in summary:
         summary["right_digit_reader"] = digits[2]
