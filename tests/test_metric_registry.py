@@ -169,6 +169,8 @@ def test_right_digit_rates_per_group():
     groups = np.array(["inside", "inside", "inside", "outside", "outside", "outside"])
     out = right_digit_rates({"cs": {"digit": digit}, "knn": {"accuracy": np.ones(6)}}, groups)
     assert out == {"cs": {"inside": pytest.approx(2 / 3), "outside": pytest.approx(1 / 3), "all": 0.5}}
+    # one group (a given split): the share over all of them, not the same number twice
+    assert right_digit_rates({"cs": {"digit": digit}}, np.zeros(6)) == {"cs": {"all": 0.5}}
 
 
 def test_per_sample_scores_reads_pngs_and_the_manifest_trust(tmp_path):

@@ -149,7 +149,7 @@ def _summary(cfg: RunConfig, results: dict, pi_c: np.ndarray, test_ids, experime
         summary.update(gate_separation(pi_c, experiment.group_of(test_ids)))
     summary.update(trust_check(per_sample, pi_c))
     if any("digit" in p for p in per_sample.values()):
-        groups = experiment.group_of(test_ids) if experiment else np.array(["test"] * len(test_ids))
+        groups = experiment.group_of(test_ids) if experiment else np.zeros(len(test_ids))
         summary["right_digit"] = right_digit_rates(per_sample, groups)
     return summary
 

@@ -66,7 +66,8 @@ def gate_separation(pi_c: np.ndarray, groups: np.ndarray) -> dict:
 
 
 def right_digit_rates(per_sample: dict, groups: np.ndarray) -> dict:
-    """Per method holding "digit": the share of digits read right per group and over "all"."""
+    """Per method holding "digit": the share of digits read right per group (when there are several) and over "all"."""
     groups = np.asarray(groups)
-    return {name: {g: float(p["digit"][groups == g].mean()) for g in sorted(set(groups.tolist()))}
+    names = sorted(set(groups.tolist())) if len(set(groups.tolist())) > 1 else []
+    return {name: {g: float(p["digit"][groups == g].mean()) for g in names}
             | {"all": float(p["digit"].mean())} for name, p in per_sample.items() if "digit" in p}
