@@ -278,3 +278,21 @@ def test_sampling_without_a_guidance_scale_uses_the_generators_default(fitted, t
         assert sha(tmp_path / "default" / e["file"]) == sha(tmp_path / "one" / e1["file"])
     assert any(sha(tmp_path / "default" / e["file"]) != sha(tmp_path / "five" / e5["file"])
                for e, e5 in zip(runs["default"], runs["five"]))
+
+
+def test_cs_settings_are_chosen_on_training_folds_unless_given(fitted, tmp_path, monkeypatch):
+    """Plain `gess reconstruct --method cs` tunes CS on held-out training folds (capped at --cs-tune-stimuli);
+    a setting given by hand is used as given, untuned."""
+    monkeypatch.setenv("GESS_CACHE", str(tmp_path / "cache"))
+    root, data = fitted
+    base = ["reconstruct", "--model", root / "m", "--data", data, "--generator", root / "p", "--method", "cs",
+            "--steps", "2", "--cs-tune-fractions", "[0.9]", "--cs-tune-reference-gains", "[1.0]"]
+    ok(base + ["--cs-tune-stimuli", "5", "--out", tmp_path / "plain"])
+    entries = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    tuned = entries[0]["tuned"]
+    assert tuned["stimuli_scored"] == 5 and set(tuned["tuned_on"]).isdisjoint({e["stimulus_id"] for e in entries})
+    best = max(tuned["grid"], key=lambda r: r["pixcorr"])
+    assert (tuned["lowpass_factor"], tuned["min_structure_weight"]) == (best["lowpass_factor"], best["min_structure_weight"])
+    ok(base + ["--cs-lowpass-factor", "3", "--out", tmp_path / "given"])
+    entries = json.loads((tmp_path / "given" / "manifest.json").read_text())
+    assert "tuned" not in entries[0] and entries[0]["settings"]["cs"]["lowpass_factor"] == 3.0

@@ -283,3 +283,15 @@ def test_a_choice_outside_its_literal_is_refused_from_python(build):
 
     with pytest.raises(GessInputError, match="expected one of"):
         build()
+
+
+def test_cs_tunes_by_default_and_uses_settings_given_by_hand():
+    from gess.generation.cs import CSOptions
+
+    default = CSOptions()
+    assert default.tune and default.preset == "paper" and default.reference_gain == 1.0
+    for given in ({"lowpass_factor": 3.0}, {"fraction": 0.5}, {"reference_gain": 2.0}, {"preset": "released"}):
+        assert not CSOptions(**given).tune, given
+    assert CSOptions(lowpass_factor=3.0, tune=True).tune and not CSOptions(tune=False).tune
+    given = CSOptions(lowpass_factor=3.0).to_dict()
+    assert CSOptions(**given).to_dict() == given  # a manifest's settings read back as they were

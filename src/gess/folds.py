@@ -72,9 +72,12 @@ def tune_cs_on_training_folds(decoder: GESSDecoder, train: Split, backend, metho
     else:
         log(console, f"tuning CS ({method}) on {cs.tune_folds} held-out folds of the training data")
         folds = fold_outputs() if fold_outputs else held_out_fold_outputs(decoder, train, cs.tune_folds, autoencoder=backend)
-        best, floor, grid = tune_cs(backend, folds, sampling=sampling, method=method, base=cs)  # cs's tuning grids
+        folds = _scored_subsets(folds, cs.tune_stimuli)
+        best, floor, grid = tune_cs(backend, folds, sampling=sampling, method=method, base=cs,  # cs's tuning grids
+                                    progress=console is not None)
         record = {**{name: getattr(best, name) for name in TUNED_FIELDS}, "min_structure_weight": floor,
-                  "folds": cs.tune_folds, "grid": grid, "tuned_on": [str(s) for s in train.stimulus_ids]}
+                  "folds": cs.tune_folds, "stimuli_scored": int(sum(len(fold["c"]) for fold in folds)), "grid": grid,
+                  "tuned_on": [str(s) for s in train.stimulus_ids]}
         write_json(path, record)
     log(console, f"CS chosen on training folds: low-pass x{record['lowpass_factor']}, fraction {record['fraction']}, "
                  f"reference gain {record['reference_gain']}, floor {record['min_structure_weight']}")

@@ -29,14 +29,17 @@ import torch
 
 from gess.errors import GessInputError
 from gess.generation.filters import LOWPASS_KERNELS, lowpass
-from gess.options import FOLDS, NON_NEGATIVE, SHARE, Options, described
+from gess.options import AT_LEAST_1, FOLDS, NON_NEGATIVE, SHARE, Options, described
 
 PRESETS = {
-    "paper": dict(lowpass_factor=2.0, lowpass_kernel="bicubic", fraction=1.0, tau=0.0, noise_at="previous"),
-    "released": dict(lowpass_factor=6.0, lowpass_kernel="resizer", fraction=0.05, tau=0.5, noise_at="current"),
+    "paper": dict(lowpass_factor=2.0, lowpass_kernel="bicubic", fraction=1.0, tau=0.0, noise_at="previous",
+                  reference_gain=1.0),
+    "released": dict(lowpass_factor=6.0, lowpass_kernel="resizer", fraction=0.05, tau=0.5, noise_at="current",
+                     reference_gain=1.0),
 }
 
 
+TUNED_SETTINGS = ("lowpass_factor", "fraction", "reference_gain")  # what tune chooses (with the floor on pi_s)
 SUBSTITUTION_FIELDS = ("lowpass_factor", "lowpass_kernel", "fraction", "tau", "noise_at", "reference_gain")
 
 
@@ -44,7 +47,8 @@ SUBSTITUTION_FIELDS = ("lowpass_factor", "lowpass_kernel", "fraction", "tau", "n
 class CSOptions(Options):
     """Component substitution; unset (None) fields take the preset's value."""
 
-    preset: Literal[tuple(PRESETS)] = field(default="paper", metadata=described("paper | released: defaults of the fields below"))
+    preset: Literal[tuple(PRESETS)] | None = field(default=None, metadata=described(
+        "paper | released: defaults of the fields below (unset: paper)"))
     lowpass_factor: float | None = field(default=None, metadata=described("F_s: resize down by this factor and back",
                                                                           NON_NEGATIVE))
     lowpass_kernel: Literal[LOWPASS_KERNELS] | None = field(
@@ -54,10 +58,14 @@ class CSOptions(Options):
     tau: float | None = field(default=None, metadata=described("temporal decay of the CS weight", NON_NEGATIVE))
     noise_at: Literal["previous", "current"] | None = field(
         default=None, metadata=described("reference noised to t-1 (previous, the paper) or t (current, released)"))
-    reference_gain: float = field(default=1.0, metadata=described(
-        "stretch the structural reference about its own mean by this factor (1: as decoded)", NON_NEGATIVE))
-    tune: bool = field(default=False, metadata=described("choose lowpass_factor, fraction, reference_gain and the pi_s "
-                                                      "floor on held-out folds of the training data"))
+    reference_gain: float | None = field(default=None, metadata=described(
+        "stretch the structural reference about its own mean by this factor (1, both presets': as decoded)", NON_NEGATIVE))
+    tune: bool | None = field(default=None, metadata=described(
+        "choose lowpass_factor, fraction, reference_gain and the pi_s floor on held-out folds of the training data "
+        "(unset: yes, unless one of those three is given)"))
+    tune_stimuli: int | None = field(default=200, metadata=described(
+        "with tune: at most this many held-out training stimuli are reconstructed per setting (one seeded subset "
+        "drawn across the folds; null: all of them): the tuning's cost grows with them", AT_LEAST_1))
     tune_lowpass_factors: tuple[float, ...] = field(default=(1.5, 2.0), metadata=described("tuning grid of lowpass_factor",
                                                                                            NON_NEGATIVE))
     tune_fractions: tuple[float, ...] = field(default=(0.7, 0.9, 1.0), metadata=described("tuning grid of fraction", SHARE))
@@ -68,6 +76,10 @@ class CSOptions(Options):
     tune_folds: int = field(default=5, metadata=described("held-out folds of the training stimuli for tuning", FOLDS))
 
     def __post_init__(self) -> None:
+        if self.tune is None:  # settings given by hand (or a preset) are used as given; none: the folds choose them
+            self.tune = all(getattr(self, name) is None for name in ("preset", *TUNED_SETTINGS))
+        if self.preset is None:
+            self.preset = "paper"
         if self.preset not in PRESETS:
             raise GessInputError(None, "preset", f"one of {', '.join(PRESETS)}", repr(self.preset))
         for name, value in PRESETS[self.preset].items():

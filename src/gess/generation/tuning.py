@@ -13,17 +13,18 @@ from dataclasses import replace
 import numpy as np
 
 from gess.evaluation.identification import paired_correlation
-from gess.generation.cs import CSOptions
+from gess.generation.cs import TUNED_SETTINGS, CSOptions
 from gess.generation.generate import generate_images
 from gess.generation.sampling import SamplingOptions
+from gess.progress import progress_bar
 
 
-TUNED_FIELDS = ("lowpass_factor", "fraction", "reference_gain")  # the CSOptions fields the tuning sets
+TUNED_FIELDS = TUNED_SETTINGS  # the CSOptions fields the tuning sets
 
 
 def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=None, fractions=None, sampling: SamplingOptions | None = None,
             method: str = "cs", min_structure_weights=None, base: CSOptions | None = None,
-            reference_gains=None) -> tuple[CSOptions, float, list[dict]]:
+            reference_gains=None, progress: bool = False) -> tuple[CSOptions, float, list[dict]]:
     """Search over (lowpass_factor, fraction, reference_gain), then the floor on pi_s.
 
     The first floor is used while the grid of the other three is tried; the other floors
@@ -54,9 +55,16 @@ def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=None, fractions=N
                 "pixcorr": float(np.mean(np.concatenate(scores)))}
 
     first, *others = min_structure_weights
-    results = [tried(*setting, first) for setting in itertools.product(lowpass_factors, fractions, reference_gains)]
-    top = max(results, key=lambda r: r["pixcorr"])
-    results += [tried(top["lowpass_factor"], top["fraction"], top["reference_gain"], floor) for floor in others]
+    grid = list(itertools.product(lowpass_factors, fractions, reference_gains))
+    results: list[dict] = []
+
+    def settings():
+        yield from ((*setting, first) for setting in grid)
+        top = max(results, key=lambda r: r["pixcorr"])  # the floors are tried with the grid's best
+        yield from ((top["lowpass_factor"], top["fraction"], top["reference_gain"], floor) for floor in others)
+
+    for setting in progress_bar(settings(), "tuning CS settings", enabled=progress, total=len(grid) + len(others)):
+        results.append(tried(*setting))
     best = max(results, key=lambda r: r["pixcorr"])
     chosen = replace(base, **{name: best[name] for name in TUNED_FIELDS}, tune=False)
     return chosen, best["min_structure_weight"], results
