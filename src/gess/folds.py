@@ -15,7 +15,7 @@ from gess.generation.generate import generate_images
 from gess.generation.sampling import candidate_mean, candidate_seed
 from gess.generation.tuning import TUNED_FIELDS, fold_pixcorr, tune_cs
 from gess.io import read_json, write_json
-from gess.progress import log
+from gess.progress import log, progress_bar
 
 
 def held_out_fold_outputs(decoder: GESSDecoder, train: Split, folds: int = 5, seed: int = 0, autoencoder=None,
@@ -121,7 +121,8 @@ def tune_candidates_on_training_folds(decoder: GESSDecoder, train: Split, backen
         outputs = fold_outputs() if fold_outputs else held_out_fold_outputs(decoder, train, folds, autoencoder=backend,
                                                                            keep_models=True)
         scores: dict[tuple[str, int], list] = {}
-        for fold in _scored_subsets(outputs, sampling.candidate_tuning_stimuli):
+        subsets = _scored_subsets(outputs, sampling.candidate_tuning_stimuli)
+        for fold in progress_bar(subsets, f"candidates ({method}) on held-out folds", enabled=console is not None):
             for choice, values in _candidate_prefix_scores(fold, backend, method, replace(sampling, candidates=1), cs,
                                                            gg, encoder, grid, reductions).items():
                 scores.setdefault(choice, []).append(values)
