@@ -280,7 +280,7 @@ def test_sampling_without_a_guidance_scale_uses_the_generators_default(fitted, t
                for e, e5 in zip(runs["default"], runs["five"]))
 
 
-def test_cs_settings_are_chosen_on_training_folds_unless_given(fitted, tmp_path, monkeypatch):
+def test_cs_settings_are_chosen_on_training_folds_unless_given(fitted, tmp_path, monkeypatch, capsys):
     """Plain `gess reconstruct --method cs` tunes CS on held-out training folds (capped at --cs-tune-stimuli);
     a setting given by hand is used as given, untuned."""
     monkeypatch.setenv("GESS_CACHE", str(tmp_path / "cache"))
@@ -296,3 +296,9 @@ def test_cs_settings_are_chosen_on_training_folds_unless_given(fitted, tmp_path,
     ok(base + ["--cs-lowpass-factor", "3", "--out", tmp_path / "given"])
     entries = json.loads((tmp_path / "given" / "manifest.json").read_text())
     assert "tuned" not in entries[0] and entries[0]["settings"]["cs"]["lowpass_factor"] == 3.0
+    # too few training stimuli for the folds (16 < 2 x 9): said once, the preset's settings used
+    capsys.readouterr()
+    ok(base + ["--cs-tune-folds", "9", "--out", tmp_path / "small"])
+    said = " ".join(capsys.readouterr().err.split())
+    entries = json.loads((tmp_path / "small" / "manifest.json").read_text())
+    assert "CS not tuned: 16 training stimuli" in said and "tuned" not in entries[0]

@@ -193,7 +193,8 @@ DEMO_CONFIG = {
     # scikit-learn's digits are 8 x 8 pixels: a prior at their own side trains in seconds per hundred steps; its
     # steps and guidance chosen by benchmarks/prior_fidelity.py --demo --heldout-share 0.2 (generator images it never
     # learnt from, no test stimulus), within the demo's 5-minute budget (docs/generation.md)
-    "generator": {"backend": "pixel", "training": {"steps": 2000, "image_size": 8, "block_out_channels": [32, 64]}},
+    "generator": {"backend": "pixel", "training": {"steps": 2000, "image_size": 8, "block_out_channels": [32, 64],
+                                                   "prediction_type": "epsilon"}},
     "methods": ["structure", "knn", "semantic", "cs-equal", "cs"],
     "split": {"kind": "generalized", "clusters": 20, "inside_test": 30, "outside_test": 30},
     "protocol": "paper",

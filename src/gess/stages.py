@@ -303,6 +303,7 @@ def _baseline_images(job: ReconstructionJob, backend) -> np.ndarray:
 
 def _generate(job: ReconstructionJob, shard: Shard) -> dict:
     """The generator methods of :func:`reconstruct`, for this process's share of the global batches."""
+    job = _tunable(job)
     manifest, settings, seeds = job.manifest, job.settings(), job.seeds()
     by_id = manifest.read()
     finished = [manifest.is_finished(by_id.get(s), settings, seed) for s, seed in zip(job.ids, seeds)]
@@ -324,6 +325,18 @@ def _generate(job: ReconstructionJob, shard: Shard) -> dict:
     shard.wait()
     share = sum(len(b) for b in shard.mine(batches))
     return {"generated": generated, "skipped": share - generated, "other_processes": n - share}
+
+
+def _tunable(job: ReconstructionJob) -> ReconstructionJob:
+    """The job untuned, said in one line, when its training set is too small for CS's held-out folds (each
+    fold decodes at least 2 held-out stimuli): the preset's settings are used."""
+    n, folds = len(job.dataset.train.stimulus_ids), job.cs.tune_folds
+    if not (job.cs.tune and job.method in CS_METHODS) or n >= 2 * folds:
+        return job
+    if current_shard().is_main:
+        log(job.console, f"CS not tuned: {n} training stimuli are too few for {folds} held-out folds of at least 2; "
+                         f"the {job.cs.preset} preset's settings are used")
+    return replace(job, cs=replace(job.cs, tune=False))
 
 
 def _tuned(job: ReconstructionJob, backend, shard: Shard) -> tuple[ReconstructionJob, dict]:
