@@ -59,10 +59,11 @@ class CSOptions(Options):
     noise_at: Literal["previous", "current"] | None = field(
         default=None, metadata=described("reference noised to t-1 (previous, the paper) or t (current, released)"))
     reference_gain: float | None = field(default=None, metadata=described(
-        "stretch the structural reference about its own mean by this factor (1, both presets': as decoded)", NON_NEGATIVE))
+        "stretch the structural reference about its own mean by this factor (unset: the preset's, 1 = as decoded)",
+        NON_NEGATIVE))
     tune: bool | None = field(default=None, metadata=described(
         "choose lowpass_factor, fraction, reference_gain and the pi_s floor on held-out folds of the training data "
-        "(unset: yes, unless one of those three is given)"))
+        "(unset: yes, unless the preset or one of those three is given)"))
     tune_stimuli: int | None = field(default=200, metadata=described(
         "with tune: at most this many held-out training stimuli are reconstructed per setting (one seeded subset "
         "drawn across the folds; null: all of them): the tuning's cost grows with them", AT_LEAST_1))

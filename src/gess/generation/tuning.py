@@ -13,13 +13,11 @@ from dataclasses import replace
 import numpy as np
 
 from gess.evaluation.identification import paired_correlation
-from gess.generation.cs import TUNED_SETTINGS, CSOptions
+from gess.generation.cs import TUNED_SETTINGS as TUNED_FIELDS  # the CSOptions fields the tuning sets
+from gess.generation.cs import CSOptions
 from gess.generation.generate import generate_images
 from gess.generation.sampling import SamplingOptions
 from gess.progress import progress_bar
-
-
-TUNED_FIELDS = TUNED_SETTINGS  # the CSOptions fields the tuning sets
 
 
 def tune_cs(backend, fold_outputs: list[dict], lowpass_factors=None, fractions=None, sampling: SamplingOptions | None = None,
