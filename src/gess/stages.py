@@ -303,9 +303,10 @@ def _baseline_images(job: ReconstructionJob, backend) -> np.ndarray:
 
 def _generate(job: ReconstructionJob, shard: Shard) -> dict:
     """The generator methods of :func:`reconstruct`, for this process's share of the global batches."""
+    manifest = job.manifest
+    by_id = manifest.read()  # a foreign manifest is refused before anything is said or tuned
     job = _tunable(job)
-    manifest, settings, seeds = job.manifest, job.settings(), job.seeds()
-    by_id = manifest.read()
+    settings, seeds = job.settings(), job.seeds()
     finished = [manifest.is_finished(by_id.get(s), settings, seed) for s, seed in zip(job.ids, seeds)]
     n, size = len(job.ids), job.sampling.batch_size
     batches = [list(range(i, min(i + size, n))) for i in range(0, n, size)]
