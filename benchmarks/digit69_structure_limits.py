@@ -18,6 +18,9 @@ stimuli at 28 px. Rows:
 - means of ridges over several voxel counts and alphas; the inversion with a full (Ledoit-Wolf) voxel noise
   covariance; the decode blended with the class mean of a digit read-out; a sigmoid contrast stretch; targets
   blurred otherwise;
+- an RBF kernel ridge on the selected voxels, k x gamma x alpha, and the voxels, kernel and alpha chosen on folds
+  of the fitting fold (``structural_kernel="auto"``, the default);
+- the posterior mean of 10,000 MNIST digits under an encoding model (Naselaris et al. 2009's empirical prior);
 - the stimuli themselves down to 8-20 px and back: what a prior at that side could keep at best.
 """
 from __future__ import annotations
@@ -35,7 +38,7 @@ from digit69_methods import grey, ssim28  # noqa: E402
 def main():
     from gess.data import load_dataset
     from gess.decoding.encoding import chosen_structural_selection, structural_voxels
-    from gess.decoding.ridge import Ridge
+    from gess.decoding.ridge import RBFKernelRidge, Ridge
     from gess.data.images import gaussian_smooth, resize_images, scaled_radius, STRUCTURAL_SMOOTHING_RADIUS_768
     from gess.evaluation.identification import paired_correlation
 
@@ -160,6 +163,41 @@ def main():
             voxels = best_voxels(y, fold, 500)
             return ridge(y[:, voxels], other[fold], z[:, voxels], 100)
         print(f"targets blurred by {target_radius} px          pixcorr %.3f  SSIM %.3f" % cross_validated(other_targets, needs_fold=True))
+    for k in (200, 300, 500, 800):  # an RBF kernel ridge on the selected voxels (GESSDecoder's structural_kernel)
+        for gamma in (0.1, 0.3, 1.0):
+            for alpha in (0.01, 0.03, 0.1, 0.3):
+                def rbf(y, x, z, fold, k=k, gamma=gamma, alpha=alpha):
+                    voxels = best_voxels(y, fold, k)
+                    return RBFKernelRidge(alpha, gamma).fit(y[:, voxels], x).predict(z[:, voxels])
+                print(f"RBF on {k:>4} voxels, gamma {gamma:<3} alpha {alpha:<4} pixcorr %.3f  SSIM %.3f"
+                      % cross_validated(rbf, needs_fold=True))
+    picks.clear()
+
+    def automatic_with_kernels(y, x, z, fold):  # the default since structural_kernel="auto": kernels compared too
+        chosen = chosen_structural_selection(y.astype(np.float32), blurred[fold], kernels=("linear", "rbf"))
+        voxels = best_voxels(y, fold, chosen["voxels"]) if chosen["voxels"] else slice(None)
+        picks.append((chosen["voxels"] or "all", chosen["kernel"], chosen["gamma"], chosen["alpha"]))
+        if chosen["kernel"] == "rbf":
+            return RBFKernelRidge(chosen["alpha"], chosen["gamma"]).fit(y[:, voxels], x).predict(z[:, voxels])
+        return ridge(y[:, voxels], x, z[:, voxels], chosen["alpha"])
+    print("voxels, kernel and alpha auto     pixcorr %.3f  SSIM %.3f" % cross_validated(automatic_with_kernels, needs_fold=True),
+          "(per fold: " + ", ".join(f"{k} voxels, {kind} gamma {g}, alpha {a:g}" for k, kind, g, a in picks) + ")")
+    for temperature in (4, 8, 16):  # Bayesian reconstruction over an empirical prior (Naselaris et al. 2009)
+        def posterior_mean(y, x, z, fold, temperature=temperature):
+            # the posterior mean of 10,000 blurred MNIST digits under an encoding model of the 500 best voxels
+            # (ridge pixels -> voxels, alpha 10; per-voxel noise from its cross-fitted residuals)
+            from scipy.special import logsumexp
+
+            voxels = best_voxels(y, fold, 500)
+            inner = np.array_split(np.random.default_rng(1).permutation(len(y)), 5)
+            residuals = np.zeros((len(y), len(voxels)))
+            for part in inner:
+                rest = np.setdiff1d(np.arange(len(y)), part)
+                residuals[part] = y[part][:, voxels] - Ridge(10, dtype="float64").fit(x[rest], y[rest][:, voxels]).predict(x[part])
+            predicted = Ridge(10, dtype="float64").fit(x, y[:, voxels]).predict(mnist)
+            loglik = -0.5 * (((z[:, voxels][:, None] - predicted[None]) ** 2) / (residuals.var(0) + 1e-6)).sum(-1)
+            return np.exp(loglik / temperature - logsumexp(loglik / temperature, axis=1, keepdims=True)) @ mnist
+        print(f"MNIST posterior mean, T {temperature:<3}      pixcorr %.3f  SSIM %.3f" % cross_validated(posterior_mean, needs_fold=True))
     for side in (8, 10, 12, 16, 20):
         round_trip = resize_images(resize_images(stimuli, side), 28)
         r, s = paired_correlation(grey(round_trip), grey(stimuli)).mean(), ssim28(stimuli, round_trip).mean()

@@ -6,6 +6,8 @@ import pytest
 from gess.decoding import Ridge, SemanticDecoder, StructuralDecoder, momentum_align
 from gess.decoding.semantic import reproject_lle, reproject_released
 from gess.decoding import GESSDecoder
+from gess.decoding.ridge import cv_folds
+from gess.errors import GessInputError
 
 from conftest import DIGIT69, needs
 
@@ -324,3 +326,97 @@ def test_ridge_fitted_in_target_chunks_equals_one_pass():
         chunked = Ridge(alpha=3.0, alphas=alphas).fit(X, Y, chunk=4)
         np.testing.assert_allclose(chunked.coef_, whole.coef_, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(np.atleast_1d(chunked.alpha_), np.atleast_1d(whole.alpha_))
+
+
+# ------------------------------------------------------------------ M_s with an RBF kernel
+def _structure_as_bumps(seed: int, n: int = 120, voxels: int = 8):
+    """Targets that are Gaussian bumps of the voxel pattern: nonlinear in the voxels, what an RBF kernel fits."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, voxels))
+    centres = rng.normal(size=(16, voxels))
+    S = np.exp(-((X[:, None] - centres[None]) ** 2).sum(-1) / 8).reshape(n, 4, 4, 1)
+    return X + 0.1 * rng.normal(size=X.shape), rng.normal(size=(n, 5)), S
+
+
+def _linear_structure(seed: int, n: int = 120, voxels: int = 60, driven: int = 16):
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(n, driven))
+    X = rng.normal(size=(n, voxels))
+    X[:, :driven] = u + 0.5 * rng.normal(size=(n, driven))
+    return X, rng.normal(size=(n, 5)), (0.1 * u + 0.5).reshape(n, 4, 4, 1)
+
+
+def test_rbf_kernel_ridge_is_scikit_learns_and_the_selection_shortcut_is_the_same_model():
+    from sklearn.kernel_ridge import KernelRidge
+
+    from gess.decoding.encoding import _rbf_decodes
+    from gess.decoding.ridge import RBFKernelRidge
+
+    X, _, S = _structure_as_bumps(0)
+    Y = S.reshape(len(S), -1)
+    model = RBFKernelRidge(alpha=0.05, gamma=0.5).fit(X[:100], Y[:100])
+    reference = KernelRidge(alpha=0.05, kernel="rbf", gamma=0.5 / X.shape[1]).fit(X[:100], Y[:100] - Y[:100].mean(0))
+    np.testing.assert_allclose(model.predict(X[100:]), reference.predict(X[100:]) + Y[:100].mean(0), atol=1e-5)
+    shortcut = _rbf_decodes(X[:100], X[100:], Y[:100].astype(np.float64), [(0.5, 0.05), (1.0, 0.3)])
+    np.testing.assert_allclose(shortcut[0.5, 0.05], model.predict(X[100:]), atol=1e-4)
+    np.testing.assert_allclose(shortcut[1.0, 0.3], RBFKernelRidge(0.3, 1.0).fit(X[:100], Y[:100]).predict(X[100:]), atol=1e-4)
+    folds = cv_folds(100, 5)
+    crossed = model.cross_fitted(Y[:100], folds)
+    np.testing.assert_allclose(crossed[folds[2]], RBFKernelRidge(0.05, 0.5).fit(
+        np.delete(X[:100], folds[2], 0), np.delete(Y[:100], folds[2], 0)).predict(X[folds[2]]), atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_folds_choose_the_kernel_the_structure_needs(seed):
+    from gess.decoding.encoding import chosen_structural_selection
+
+    for data, expected in ((_structure_as_bumps, "rbf"), (_linear_structure, "linear")):
+        X, _, S = data(seed)
+        z = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+        chosen = chosen_structural_selection(z, S, voxel_grid=(16,), kernels=("linear", "rbf"))
+        best_linear = max(max(by_alpha.values()) for by_alpha in chosen["scores"].values())
+        best_rbf = max(max(max(a.values()) for a in by_gamma.values()) for by_gamma in chosen["rbf_scores"].values())
+        assert chosen["kernel"] == expected and (best_rbf > best_linear) == (expected == "rbf")
+        assert (chosen["gamma"] is None) == (expected == "linear")
+
+
+def test_an_rbf_structural_decoder_is_chosen_saved_and_read_back(tmp_path):
+    from safetensors.numpy import load_file
+
+    X, C, S = _structure_as_bumps(3)
+    model = GESSDecoder(n_neighbors=3).fit(X, C, S)             # structural_kernel="auto" by default
+    chosen = model.structural_selection_
+    assert chosen["kernel"] == "rbf" and model.structural_.kernel_ is not None and model.structural_.ridge_ is None
+    assert model.alpha_structural_used_ == chosen["alpha"] and model.structural_.kernel_.gamma == chosen["gamma"]
+    model.save(tmp_path / "m")
+    assert "structural.kernel_dual_coef" in load_file(tmp_path / "m" / "model.safetensors")
+    loaded = GESSDecoder.load(tmp_path / "m")
+    test = np.random.default_rng(9).normal(size=(6, X.shape[1]))
+    np.testing.assert_array_equal(loaded.decode(test).s, model.decode(test).s)
+    linear = GESSDecoder(n_neighbors=3, structural_kernel="linear").fit(X, C, S)
+    assert linear.structural_selection_["kernel"] == "linear" and "rbf_scores" not in linear.structural_selection_
+    assert linear.structural_.kernel_ is None
+
+
+def test_a_fixed_rbf_structural_decoder_uses_its_own_width_and_alpha():
+    from gess.decoding.ridge import RBFKernelRidge
+
+    X, C, S = _structure_as_bumps(4)
+    model = GESSDecoder(n_neighbors=3, structural_voxels="all", structural_kernel="rbf", structural_rbf_gamma=0.7,
+                        structural_rbf_alpha=0.02).fit(X, C, S)
+    assert model.structural_selection_ is None and model.alpha_structural_used_ == 0.02
+    z = model._standardize(X)
+    alone = RBFKernelRidge(0.02, 0.7).fit(z, S.reshape(len(S), -1))
+    test = np.random.default_rng(5).normal(size=(4, X.shape[1]))
+    np.testing.assert_allclose(model.decode(test).s.reshape(4, -1), alone.predict(model._standardize(test)), atol=1e-6)
+
+
+def test_auto_keeps_the_linear_ridge_beyond_the_kernels_trial_limit_and_for_the_self_supervised_decoder(monkeypatch):
+    import gess.decoding.decoders as decoders
+
+    X, C, S = _structure_as_bumps(5)
+    monkeypatch.setattr(decoders, "KERNEL_MAX_TRIALS", len(X) - 1)
+    model = GESSDecoder(n_neighbors=3).fit(X, C, S)
+    assert model.structural_selection_["kernel"] == "linear" and "rbf_scores" not in model.structural_selection_
+    with pytest.raises(GessInputError, match="structural_kernel"):
+        GESSDecoder(structural_kernel="rbf", structural_decoder="self-supervised").fit(X, C, S)

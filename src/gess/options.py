@@ -68,7 +68,7 @@ FOLDS = Range(2)
 PARAMETER_RANGES: dict[str, dict[str, Range]] = {
     "GESSDecoder": {"alpha_semantic": POSITIVE, "alpha_structural": POSITIVE, "alphas": POSITIVE,
                     "n_neighbors": AT_LEAST_1, "regularization": NON_NEGATIVE, "w_c": SHARE, "cv_folds": FOLDS,
-                    "structural_voxels": AT_LEAST_1},
+                    "structural_voxels": AT_LEAST_1, "structural_rbf_gamma": POSITIVE, "structural_rbf_alpha": POSITIVE},
 }
 
 

@@ -101,7 +101,8 @@ def _selection_text(model: GESSDecoder) -> str:
     if not chosen:
         return ""
     count = "every voxel" if chosen["voxels"] is None else f"{chosen['voxels']} voxels"
-    return f", M_s on {count} (chosen on held-out folds of {chosen['trials']} training trials)"
+    kernel = f", RBF kernel gamma {chosen['gamma']:g}" if chosen.get("kernel") == "rbf" else ""
+    return f", M_s on {count}{kernel} (chosen on held-out folds of {chosen['trials']} training trials)"
 
 
 def _describe(alpha) -> str:

@@ -10,9 +10,10 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from gess.data.dataset import validate_fmri, voxel_statistics
-from gess.decoding.encoding import STRUCTURAL_ALPHA_GRID, chosen_structural_selection, structural_voxels
+from gess.decoding.encoding import (KERNEL_MAX_TRIALS, STRUCTURAL_ALPHA_GRID, chosen_structural_selection,
+                                    structural_voxels)
 from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, GateName, calibrate, make_gate
-from gess.decoding.ridge import Ridge, RidgeFactorization, cv_folds, factorize
+from gess.decoding.ridge import RBFKernelRidge, Ridge, RidgeFactorization, cv_folds, factorize
 from gess.decoding.semantic import SemanticDecoder
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
 from gess.decoding.trust import BrainConsistency
@@ -50,6 +51,14 @@ class GESSDecoder(BaseEstimator):
         held-out folds of the training trials, the voxels ranked inside each fold
         (:func:`~gess.decoding.encoding.chosen_structural_selection`; alphas from ``alphas`` when given, else
         :data:`~gess.decoding.encoding.STRUCTURAL_ALPHA_GRID`; ``alpha_structural`` is then not read).
+    structural_kernel : M_s as a linear ridge (``"linear"``, the paper's), as a kernel ridge with a Gaussian kernel
+        (``"rbf"``, :class:`~gess.decoding.ridge.RBFKernelRidge`: nonlinear in the voxels, for small training
+        sets), or ``"auto"`` (default): with ``structural_voxels="auto"`` the folds choose between them (and the
+        kernel's width and alpha, :data:`~gess.decoding.encoding.RBF_GAMMA_GRID` and ``RBF_ALPHA_GRID``) together
+        with the voxels, for a ridge M_s of at most :data:`~gess.decoding.encoding.KERNEL_MAX_TRIALS` training
+        trials; otherwise linear.
+    structural_rbf_gamma, structural_rbf_alpha : the RBF kernel's width (per voxel) and alpha when they are not
+        chosen on the folds (``structural_kernel="rbf"`` with a fixed ``structural_voxels``).
     alignment, n_neighbors, reprojection, regularization, w_c : see
         :class:`~gess.decoding.semantic.SemanticDecoder`.
     gate : name in :data:`gess.decoding.gating.GATES`; ``gate_options`` its arguments.
@@ -85,6 +94,8 @@ class GESSDecoder(BaseEstimator):
 
     def __init__(self, alpha_semantic: float = 1000.0, alpha_structural: float = 1000.0, alphas: list[float] | None = None,
                  structural_voxels: int | Literal["auto", "all"] | None = "auto",
+                 structural_kernel: Literal["auto", "linear", "rbf"] = "auto", structural_rbf_gamma: float = 0.3,
+                 structural_rbf_alpha: float = 0.1,
                  alignment: Literal["batch", "reference", "none"] = "batch", n_neighbors: int = 5,
                  reprojection: Literal["released", "lle", "none"] = "released",
                  regularization: float | None = None, w_c: float = 1.0, gate: GateName = DEFAULT_GATE,
@@ -95,6 +106,9 @@ class GESSDecoder(BaseEstimator):
         self.alpha_structural = alpha_structural
         self.alphas = alphas
         self.structural_voxels = structural_voxels
+        self.structural_kernel = structural_kernel
+        self.structural_rbf_gamma = structural_rbf_gamma
+        self.structural_rbf_alpha = structural_rbf_alpha
         self.alignment = alignment
         self.n_neighbors = n_neighbors
         self.reprojection = reprojection
@@ -178,7 +192,7 @@ class GESSDecoder(BaseEstimator):
         self.semantic_ = self._semantic_decoder()
         self.semantic_.fit(z, embeddings, augment_embeddings, cross_fitted=cross, ridge=semantic_ridge.release())
         clock = time.perf_counter()
-        count, alpha_structural, alphas_structural = self._structural_selection(z, structure, groups)
+        count, kernel, alpha_structural, alphas_structural = self._structural_selection(z, structure, groups)
         timings["structural selection"] = time.perf_counter() - clock
         structural_alphas = alphas_structural if alphas_structural is not None else [alpha_structural]
         clock = time.perf_counter()
@@ -186,13 +200,18 @@ class GESSDecoder(BaseEstimator):
         if count is not None and count < z.shape[1]:
             voxels = structural_voxels(z, structure, count, self.cv_folds, groups)
             read = z[:, voxels]
-            shared = factorize(read, structural_alphas)
-        elif isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas:
+            if kernel is None:
+                shared = factorize(read, structural_alphas)
+        elif isinstance(shared, RidgeFactorization) and structural_alphas != semantic_alphas and kernel is None:
             shared = factorize(z, structural_alphas)
         gate = make_gate(self.gate, **(self.gate_options or {}))
         structural_cross = None
         targets = structure.reshape(len(structure), -1)
-        if self.structural_decoder == "self-supervised" or gate.needs_structure:  # cross-fitting needs one chunk
+        if kernel is not None:
+            structural_ridge = kernel.fit(read, targets)
+            if gate.needs_structure:
+                structural_cross = kernel.cross_fitted(targets, cv_folds(len(z), self.cv_folds, groups)).reshape(structure.shape)
+        elif self.structural_decoder == "self-supervised" or gate.needs_structure:  # cross-fitting needs one chunk
             structural_ridge = Ridge(alpha_structural, alphas_structural).fit(read, targets, shared,
                                                                                chunk=max(8192, targets.shape[1]))
             structural_cross = structural_ridge.cross_fitted(cv_folds(len(z), self.cv_folds, groups)).reshape(structure.shape)
@@ -200,8 +219,9 @@ class GESSDecoder(BaseEstimator):
             structural_ridge = Ridge(alpha_structural, alphas_structural).fit(read, targets, shared)
         del read
         self.structural_ = StructuralDecoder(alpha_structural, alphas_structural)
-        self.structural_.fit(z, structure, ridge=structural_ridge.release(), voxels=voxels)
-        self.alpha_structural_used_ = self.structural_.ridge_.alpha_
+        self.structural_.fit(z, structure, ridge=structural_ridge if kernel is not None else structural_ridge.release(),
+                             voxels=voxels)
+        self.alpha_structural_used_ = self.structural_.alpha_used_
         timings["structural"] = time.perf_counter() - clock
         if self.structural_decoder == "self-supervised":
             clock = time.perf_counter()
@@ -223,16 +243,29 @@ class GESSDecoder(BaseEstimator):
         timings["trust"] = time.perf_counter() - clock
         return timings
 
-    def _structural_selection(self, z, structure, groups) -> tuple[int | None, float, list | None]:
-        """M_s's voxel count (None: every voxel), alpha and alpha grid (None: that one alpha): as given, or with
-        ``structural_voxels="auto"`` chosen on held-out folds (the record kept as ``structural_selection_``)."""
+    def _structural_selection(self, z, structure, groups) -> tuple[int | None, RBFKernelRidge | None, float, list | None]:
+        """M_s's voxel count (None: every voxel), its kernel ridge (None: a linear ridge), alpha and alpha grid
+        (None: that one alpha): as given, or with ``structural_voxels="auto"`` chosen on held-out folds (the
+        record kept as ``structural_selection_``)."""
         self.structural_selection_ = None
+        if self.structural_kernel == "rbf" and self.structural_decoder == "self-supervised":
+            raise GessInputError(None, "structural_kernel", "linear or auto with the self-supervised M_s (it refines a "
+                                 "linear readout)", "rbf")
         if self.structural_voxels != "auto":
             count = None if self.structural_voxels in (None, "all") else int(self.structural_voxels)
-            return count, self.alpha_structural, self.alphas
-        self.structural_selection_ = chosen_structural_selection(
-            z, structure, self.cv_folds, groups, alphas=self.alphas if self.alphas is not None else STRUCTURAL_ALPHA_GRID)
-        return self.structural_selection_["voxels"], self.structural_selection_["alpha"], None
+            if self.structural_kernel == "rbf":
+                kernel = RBFKernelRidge(self.structural_rbf_alpha, self.structural_rbf_gamma)
+                return count, kernel, self.structural_rbf_alpha, None
+            return count, None, self.alpha_structural, self.alphas
+        rbf_allowed = self.structural_decoder == "ridge" and len(z) <= KERNEL_MAX_TRIALS
+        kernels = {"linear": ("linear",), "rbf": ("rbf",),
+                   "auto": ("linear", "rbf") if rbf_allowed else ("linear",)}[self.structural_kernel]
+        chosen = chosen_structural_selection(
+            z, structure, self.cv_folds, groups, alphas=self.alphas if self.alphas is not None else STRUCTURAL_ALPHA_GRID,
+            kernels=kernels)
+        self.structural_selection_ = chosen
+        kernel = RBFKernelRidge(chosen["alpha"], chosen["gamma"]) if chosen["kernel"] == "rbf" else None
+        return chosen["voxels"], kernel, chosen["alpha"], None
 
     def _semantic_decoder(self) -> SemanticDecoder:
         return SemanticDecoder(self.alpha_semantic, self.alphas, self.alignment, self.n_neighbors, self.reprojection,

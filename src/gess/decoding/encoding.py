@@ -74,20 +74,28 @@ def columnwise_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 VOXEL_COUNT_GRID = (100, 200, 500, 1000, 2000, 5000)  # and every voxel: what ``structural_voxels="auto"`` tries
 STRUCTURAL_ALPHA_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
+RBF_GAMMA_GRID = (0.1, 0.3, 1.0)  # per voxel (RBFKernelRidge's scale): the kernel's width in z-scored voxels
+RBF_ALPHA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
+KERNEL_MAX_TRIALS = 4000  # auto tries the RBF kernel up to this many training trials (it keeps them all)
 SELECTION_TRIALS = 2000  # the selection scores at most this many trials (a seeded subset of whole stimuli)
 
 
 def chosen_structural_selection(z: np.ndarray, structure: np.ndarray, folds: int = 5, groups=None,
                                 voxel_grid=VOXEL_COUNT_GRID, alphas=STRUCTURAL_ALPHA_GRID,
-                                max_trials: int = SELECTION_TRIALS, seed: int = 0) -> dict:
-    """The voxel count (None: every voxel) and ridge alpha with which M_s decodes held-out training trials best.
+                                max_trials: int = SELECTION_TRIALS, seed: int = 0, kernels=("linear",),
+                                rbf_gammas=RBF_GAMMA_GRID, rbf_alphas=RBF_ALPHA_GRID) -> dict:
+    """The voxel count (None: every voxel), kernel and alpha with which M_s decodes held-out training trials best.
 
     Nested, so the choice is not biased towards the voxels that happened to fit: on each of ``folds`` folds
     (never splitting a group) the voxels are ranked by :func:`structural_voxels` on the fitting trials alone,
     then a ridge on the best k of them decodes the held-out trials for every k of ``voxel_grid`` (below the
     voxel count) and every voxel, at every alpha; the score is the mean per-trial Pearson correlation of the
     decoded structural targets with the true ones. At most ``max_trials`` trials take part (a seeded subset
-    of whole groups), which bounds the cost at NSD's size. Returns {"voxels", "alpha", "scores", "trials"}.
+    of whole groups), which bounds the cost at NSD's size. ``kernels`` names the decoders compared: ``"linear"``
+    (ridge at every alpha of ``alphas``) and ``"rbf"`` (:class:`~gess.decoding.ridge.RBFKernelRidge` at every
+    gamma of ``rbf_gammas`` and alpha of ``rbf_alphas``); a tie keeps the linear ridge. Returns {"voxels",
+    "kernel", "alpha", "gamma" (None for linear), "scores" (linear: count -> alpha -> score), "rbf_scores"
+    (count -> gamma -> alpha -> score, when rbf was tried), "trials"}.
     """
     import torch
 
@@ -99,13 +107,20 @@ def chosen_structural_selection(z: np.ndarray, structure: np.ndarray, folds: int
     z, targets, groups = z[rows], np.asarray(structure, np.float32)[rows], groups[rows]
     flat = targets.reshape(len(rows), -1).astype(np.float64)
     counts = [k for k in sorted(set(int(k) for k in voxel_grid)) if k < v] + [None]
-    alphas = [float(a) for a in alphas]
+    alphas = [float(a) for a in alphas] if "linear" in kernels else []
+    rbf = [(float(g), float(a)) for g in rbf_gammas for a in rbf_alphas] if "rbf" in kernels else []
     hits = {(k, a): [] for k in counts for a in alphas}
+    rbf_hits = {(k, g, a): [] for k in counts for g, a in rbf}
     for held in cv_folds(len(rows), folds, groups):
         fit = np.setdiff1d(np.arange(len(rows)), held)
         order = structural_voxels(z[fit], targets[fit], v, folds, groups[fit], ranked=True)
         for k in counts:
             voxels = np.sort(order[:k]) if k is not None else slice(None)
+            if rbf:
+                for (g, a), decoded in _rbf_decodes(z[fit][:, voxels], z[held][:, voxels], flat[fit], rbf).items():
+                    rbf_hits[k, g, a].append(_row_correlation(decoded, flat[held]))
+            if not alphas:
+                continue
             dec = RidgeDecomposition(np.asarray(z[fit][:, voxels], np.float64), device="cpu", dtype="float64")
             projected = dec.project(flat[fit])
             new = torch.as_tensor(np.asarray(z[held][:, voxels], np.float64)) - dec.x_mean
@@ -117,11 +132,42 @@ def chosen_structural_selection(z: np.ndarray, structure: np.ndarray, folds: int
             for a in alphas:
                 decoded = ((basis / (dec.lam + a)) @ projected.UtY + projected.y_mean).numpy()
                 hits[k, a].append(_row_correlation(decoded, flat[held]))
+    name = lambda count: "all" if count is None else str(count)  # noqa: E731
     scores = {(k, a): float(np.mean(np.concatenate(r))) for (k, a), r in hits.items()}
-    k, a = max(scores, key=lambda key: (scores[key], key[0] is None))  # a tie keeps every voxel
-    return {"voxels": k, "alpha": a, "trials": int(len(rows)),
-            "scores": {("all" if kk is None else str(kk)): {f"{aa:g}": s for (k2, aa), s in scores.items() if k2 == kk}
-                       for kk in counts}}
+    rbf_scores = {(k, g, a): float(np.mean(np.concatenate(r))) for (k, g, a), r in rbf_hits.items()}
+    # a tie keeps every voxel, then the linear ridge
+    candidates = [(s, k is None, 1, k, "linear", a, None) for (k, a), s in scores.items()]
+    candidates += [(s, k is None, 0, k, "rbf", a, g) for (k, g, a), s in rbf_scores.items()]
+    _, _, _, k, kernel, a, g = max(candidates, key=lambda c: c[:3])
+    record = {"voxels": k, "kernel": kernel, "alpha": a, "gamma": g, "trials": int(len(rows)),
+              "scores": {name(kk): {f"{aa:g}": s for (k2, aa), s in scores.items() if k2 == kk} for kk in counts}
+              if alphas else {}}
+    if rbf:
+        record["rbf_scores"] = {name(kk): {f"{gg:g}": {f"{aa:g}": s for (k2, g2, aa), s in rbf_scores.items()
+                                                        if k2 == kk and g2 == gg} for gg in dict.fromkeys(g for g, _ in rbf)}
+                                for kk in counts}
+    return record
+
+
+
+def _rbf_decodes(fit: np.ndarray, new: np.ndarray, targets: np.ndarray, settings) -> dict:
+    """Held-out decodes of :class:`~gess.decoding.ridge.RBFKernelRidge` for every (gamma, alpha) of
+    ``settings``: one eigendecomposition of the training kernel per gamma serves all its alphas."""
+    fit, new = np.asarray(fit, np.float64), np.asarray(new, np.float64)
+    p = max(1, fit.shape[1])
+    squared = (fit ** 2).sum(1)
+    train_d = np.maximum(squared[:, None] + squared[None] - 2 * fit @ fit.T, 0) / p
+    new_d = np.maximum((new ** 2).sum(1)[:, None] + squared[None] - 2 * new @ fit.T, 0) / p
+    mean = targets.mean(0)
+    out = {}
+    for gamma in dict.fromkeys(g for g, _ in settings):
+        lam, vectors = np.linalg.eigh(np.exp(-gamma * train_d))
+        lam = np.maximum(lam, 0)
+        projected, across = vectors.T @ (targets - mean), np.exp(-gamma * new_d) @ vectors
+        for g, alpha in settings:
+            if g == gamma:
+                out[g, alpha] = (across / (lam + alpha)) @ projected + mean
+    return out
 
 
 def _group_subset(groups: np.ndarray, limit: int, seed: int) -> np.ndarray:

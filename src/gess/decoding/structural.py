@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gess.data.images import STRUCTURAL_SMOOTHING_RADIUS_768, gaussian_smooth, resize_images, scaled_radius, to_rgb
-from gess.decoding.ridge import Ridge
+from gess.decoding.ridge import RBFKernelRidge, Ridge
 from gess.options import AT_LEAST_1, NON_NEGATIVE, Options
 from gess.persistence import Component, config_args
 
@@ -118,7 +118,7 @@ def to_rgb_float(images: np.ndarray) -> np.ndarray:
 
 
 class StructuralDecoder:
-    """M_s: ridge from z-scored voxels to the flattened structural target.
+    """M_s: a ridge (or an RBF kernel ridge) from z-scored voxels to the flattened structural target.
 
     Parameters
     ----------
@@ -126,7 +126,8 @@ class StructuralDecoder:
 
     Attributes
     ----------
-    ridge_ : the fitted ridge (over every voxel: those left out of a selection weigh 0);
+    ridge_ : the fitted linear ridge (over every voxel: those left out of a selection weigh 0), or None when
+    kernel_ : the fitted :class:`~gess.decoding.ridge.RBFKernelRidge` on the selected voxels decodes instead;
     target_shape_ : shape of one target; voxels_ : the voxels it reads (None: all).
     """
 
@@ -134,14 +135,18 @@ class StructuralDecoder:
         self.alpha = alpha
         self.alphas = alphas
 
-    def fit(self, fmri: np.ndarray, targets: np.ndarray, ridge: Ridge | None = None,
+    def fit(self, fmri: np.ndarray, targets: np.ndarray, ridge: Ridge | RBFKernelRidge | None = None,
             voxels: np.ndarray | None = None) -> "StructuralDecoder":
-        """Fit on z-scored fMRI; ``ridge``, when given, is an already fitted ridge from the ``voxels`` (sorted
-        indices; None: all) to the targets."""
+        """Fit on z-scored fMRI; ``ridge``, when given, is an already fitted ridge (or RBF kernel ridge) from the
+        ``voxels`` (sorted indices; None: all) to the targets."""
         targets = np.asarray(targets, np.float32)
         self.target_shape_ = tuple(targets.shape[1:])
         flat = targets.reshape(len(targets), -1)
         self.voxels_ = None if voxels is None else np.asarray(voxels, np.int64)
+        self.ridge_, self.kernel_ = None, None
+        if isinstance(ridge, RBFKernelRidge):
+            self.kernel_ = ridge
+            return self
         if ridge is None:
             ridge = Ridge(self.alpha, self.alphas).fit(fmri if voxels is None else fmri[:, self.voxels_], flat)
         if self.voxels_ is not None:  # one coefficient per voxel, as without a selection: M_s reads every trial alike
@@ -151,16 +156,32 @@ class StructuralDecoder:
         self.ridge_ = ridge
         return self
 
+    @property
+    def alpha_used_(self):
+        return (self.kernel_ or self.ridge_).alpha_
+
     def state(self) -> dict[str, np.ndarray]:
         voxels = {} if self.voxels_ is None else {"voxels": self.voxels_}
+        if self.kernel_ is not None:
+            return {"kernel_samples": self.kernel_.samples_, "kernel_dual_coef": self.kernel_.dual_coef_,
+                    "kernel_gamma": np.asarray([self.kernel_.gamma], np.float64), "intercept": self.kernel_.intercept_,
+                    **voxels}
         return {"coef": self.ridge_.coef_, "intercept": self.ridge_.intercept_, **voxels}
 
     def load_state(self, arrays: dict[str, np.ndarray], alpha, target_shape) -> "StructuralDecoder":
         """The fitted decoder from :meth:`state`, the alpha it used and the shape of one target."""
-        self.ridge_ = Ridge.from_arrays(arrays["coef"], arrays["intercept"], alpha)
+        self.ridge_, self.kernel_ = None, None
+        if "kernel_dual_coef" in arrays:
+            self.kernel_ = RBFKernelRidge.from_arrays(arrays["kernel_samples"], arrays["kernel_dual_coef"],
+                                                      arrays["intercept"], alpha, float(arrays["kernel_gamma"][0]))
+        else:
+            self.ridge_ = Ridge.from_arrays(arrays["coef"], arrays["intercept"], alpha)
         self.target_shape_ = tuple(target_shape)
         self.voxels_ = np.asarray(arrays["voxels"], np.int64) if "voxels" in arrays else None
         return self
 
     def predict(self, fmri: np.ndarray) -> np.ndarray:
+        if self.kernel_ is not None:
+            read = fmri if self.voxels_ is None else np.asarray(fmri)[:, self.voxels_]
+            return self.kernel_.predict(read).reshape((-1,) + self.target_shape_)
         return self.ridge_.predict(fmri).reshape((-1,) + self.target_shape_)
