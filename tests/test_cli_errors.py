@@ -172,6 +172,11 @@ def test_wrong_decoder_or_training_flag_exits_2(tmp_path, capsys):
     assert_one_line_error(code, err, "structural_voxels", "at least 1")
     code, err = run_cli(["fit", "--data", path, "--out", tmp_path / "m", "--structural-voxels", "many"], capsys)
     assert_one_line_error(code, err, "structural_voxels", "auto")
+    code, err = run_cli(["fit", "--data", path, "--out", tmp_path / "m", "--structural-kernel", "cubic"], capsys)
+    assert_one_line_error(code, err, "structural_kernel", "rbf")
+    code, err = run_cli(["fit", "--data", path, "--out", tmp_path / "m", "--structural-kernel", "rbf",
+                         "--structural-rbf-gamma", "-1"], capsys)
+    assert_one_line_error(code, err, "structural_rbf_gamma")
     code, err = run_cli(["prior", "train", "--images", path, "--out", tmp_path / "p", "--steps", "0"], capsys)
     assert_one_line_error(code, err, "steps", "at least 1")
     assert not (tmp_path / "m").exists() and not (tmp_path / "p").exists()
