@@ -1,7 +1,8 @@
 """CS settings on held-out folds of digit69's TRAINING stimuli, scored at 28 px (the test set never enters).
 
     python benchmarks/cs_folds.py runs/digit69 "fraction=0.9,reference_gain=1" "fraction=0.7,reference_gain=2" \
-        [--floor 0.2] [--method cs] [--mean-of 8] [--data ../shared/data/digit69/digit69_28x28.mat]
+        [--floor 0.2] [--method cs] [--mean-of 8] [--blend-structure 0.1,0.2]
+        [--data ../shared/data/digit69/digit69_28x28.mat]
 
 Reads the decoders a ``gess run configs/digit69.yaml`` fitted (``RUN/model``) and the prior its ``cs``
 reconstructions name in their manifest; refits the decoders without each of 5 folds of the training
@@ -10,7 +11,9 @@ held-out stimuli once per setting. A setting is ``key=value`` pairs: CS fields (
 ``fraction``, ``reference_gain``, ``lowpass_kernel``, ``noise_at``, ...) and sampling fields
 (``steps``, ``guidance_scale``, ``min_structure_weight``). Prints pixel correlation and Gaussian SSIM
 (sigma 1.5) at 28 px, the mean over the 90 held-out stimuli, one sampling seed (the first candidate's; with
-``--mean-of N`` also of the pixelwise mean of the first 2, 4, ..., N candidates).
+``--mean-of N`` also of the pixelwise mean of the first 2, 4, ..., N candidates; with ``--blend-structure`` also
+of the kept reconstruction blended pixelwise with the fold's structural decode, to see whether a post-hoc blend
+would add what CS leaves out).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from digit69_methods import grey, ssim28  # noqa: E402
+from digit69_methods import as_uint8, grey, ssim28  # noqa: E402
 
 
 def parse_setting(text: str, cs, sampling):
@@ -79,6 +82,8 @@ def main():
     ap.add_argument("--prior", type=Path, help="default: the generator the run's cs manifest names")
     ap.add_argument("--mean-of", type=int, default=1, help="draw this many candidates per stimulus (candidate_seed) "
                     "and also score the pixelwise mean of the first 2, 4, ... of them (candidate_reduction mean)")
+    ap.add_argument("--blend-structure", default="", help="comma-separated weights w: also score (1 - w) x the kept "
+                    "reconstruction + w x the structural decode, pixelwise at 28 px (a post-hoc blend)")
     args = ap.parse_args()
     folds, backend = run_folds(args.run, args.data, args.prior)
     target = np.concatenate([f["target"] for f in folds])
@@ -100,6 +105,12 @@ def main():
             scores.append((n, paired_correlation(grey(rec), grey(target)).mean(), ssim28(target, rec).mean()))
         print(f"{text:60s} " + "  ".join(f"{'' if n == 1 else f'mean of {n}: '}pixcorr {r:.3f}  SSIM {q:.3f}"
                                           for n, r, q in scores) + f"  ({time.time() - t0:.0f} s)", flush=True)
+        for weight in [float(w) for w in filter(None, args.blend_structure.split(","))]:
+            structure = resize_images(as_uint8(decoded), 28).astype(np.float64)
+            blended = np.rint(np.clip((1 - weight) * rec.astype(np.float64) + weight * structure, 0, 255)).astype(np.uint8)
+            print(f"  blended with the structural decode, w {weight:.2f} (mean of {counts[-1]}): pixcorr "
+                  f"{paired_correlation(grey(blended), grey(target)).mean():.3f}  SSIM {ssim28(target, blended).mean():.3f}",
+                  flush=True)
 
 
 if __name__ == "__main__":
