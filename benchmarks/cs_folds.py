@@ -88,6 +88,8 @@ def main():
     folds, backend = run_folds(args.run, args.data, args.prior)
     target = np.concatenate([f["target"] for f in folds])
     decoded = np.concatenate([f["s"] for f in folds])
+    weights = [float(w) for w in filter(None, args.blend_structure.split(","))]
+    structure = resize_images(as_uint8(decoded), 28).astype(np.float64) if weights else None  # once, not per setting
     print(f"spread (std over pixels and stimuli): structural decodes {decoded.std():.3f}, stimuli {(target / 255).std():.3f}")
     base_cs = CSOptions(lowpass_factor=1.5, fraction=0.9)
     base_sampling = SamplingOptions(guidance_scale=1.0, min_structure_weight=args.floor)
@@ -105,8 +107,7 @@ def main():
             scores.append((n, paired_correlation(grey(rec), grey(target)).mean(), ssim28(target, rec).mean()))
         print(f"{text:60s} " + "  ".join(f"{'' if n == 1 else f'mean of {n}: '}pixcorr {r:.3f}  SSIM {q:.3f}"
                                           for n, r, q in scores) + f"  ({time.time() - t0:.0f} s)", flush=True)
-        for weight in [float(w) for w in filter(None, args.blend_structure.split(","))]:
-            structure = resize_images(as_uint8(decoded), 28).astype(np.float64)
+        for weight in weights:
             blended = np.rint(np.clip((1 - weight) * rec.astype(np.float64) + weight * structure, 0, 255)).astype(np.uint8)
             print(f"  blended with the structural decode, w {weight:.2f} (mean of {counts[-1]}): pixcorr "
                   f"{paired_correlation(grey(blended), grey(target)).mean():.3f}  SSIM {ssim28(target, blended).mean():.3f}",
