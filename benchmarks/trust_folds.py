@@ -10,14 +10,15 @@ refits the decoders without each of 5 folds of the training stimuli (``gess.fold
 reconstructs the held-out stimuli with the demo's sampling and CS settings, and scores each reconstruction
 with its own fold's encoding model three ways:
 
-- ``trust`` (gess's): the share of the fold's training trials whose response the reconstruction's predicted
-  response matches less well than its own (ties at 1 once it beats them all);
+- ``share``: the share of the fold's training trials whose response the reconstruction's predicted response
+  matches less well than its own (gess's trust until 2026-12-03; ties at 1 once it beats them all);
 - ``match``: the Pearson r of the predicted with the measured response (best-of-N's score);
-- ``margin``: that r less the mean r against the training trials, over their standard deviation (no ceiling).
+- ``trust`` (gess's): the normal CDF of the margin, that r less the mean r against the training trials, over their
+  standard deviation (no ceiling; the same ranks as the margin).
 
 Per-sample accuracy: all-pairs 2-way identification of the reconstruction among its fold's held-out stimuli on
 EfficientNet-Lite0 embeddings (what the demo's report uses). Prints Spearman's rho (p) of each score with it,
-and how many reconstructions trust puts at 1. The test set never enters.
+and how many reconstructions the share puts at 1. The test set never enters.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from cs_folds import parse_setting, run_prior  # noqa: E402
 
 
 def scores(decoder, images: np.ndarray, fmri: np.ndarray) -> dict[str, np.ndarray]:
-    """trust, match and margin of each image against the response it was decoded from."""
+    """share, match and trust of each image against the response it was decoded from."""
     from gess.api import reconstruction_features
     from gess.decoding.encoding import standardized_rows
 
@@ -43,8 +44,7 @@ def scores(decoder, images: np.ndarray, fmri: np.ndarray) -> dict[str, np.ndarra
     own = model.match(embeddings, z, structure).astype(np.float64)
     predicted = standardized_rows(model.predicted(embeddings, structure, np.float64))
     others = predicted @ standardized_rows(np.asarray(model.reference_, np.float64)).T
-    return {"trust": model.score(embeddings, z, structure), "match": own,
-            "margin": (own - others.mean(1)) / others.std(1)}
+    return {"share": (others < own[:, None]).mean(1), "match": own, "trust": model.score(embeddings, z, structure)}
 
 
 def main():
@@ -82,7 +82,7 @@ def main():
     record = {}
     for method in args.methods:
         t0 = time.time()
-        per = {"accuracy": [], "trust": [], "match": [], "margin": []}
+        per = {"accuracy": [], "share": [], "match": [], "trust": []}
         for fold in folds:
             n = len(fold["c"])
             if method == "structure":
@@ -97,14 +97,15 @@ def main():
                 per[name].append(values)
         per = {k: np.concatenate(v) for k, v in per.items()}
         record[method] = {"n": len(per["accuracy"]), "mean_accuracy": float(per["accuracy"].mean()),
-                          "trust_at_1": int((per["trust"] == 1).sum())}
+                          "share_at_1": int((per["share"] == 1).sum()),
+                          "trust_at_1": int((per["trust"] == 1).sum()), "trust_max_below_1": float(per["trust"][per["trust"] < 1].max())}
         line = []
-        for name in ("trust", "match", "margin"):
+        for name in ("share", "match", "trust"):
             rho, p = spearmanr(per[name], per["accuracy"])
             record[method][name] = {"rho": float(rho), "p": float(p)}
             line.append(f"{name} {rho:+.2f} (p {p:.2g})")
-        print(f"{method:10s} n {record[method]['n']}, accuracy {record[method]['mean_accuracy']:.3f}, trust at 1: "
-              f"{record[method]['trust_at_1']}; rho with accuracy: " + ", ".join(line) + f"  ({time.time() - t0:.0f} s)",
+        print(f"{method:10s} n {record[method]['n']}, accuracy {record[method]['mean_accuracy']:.3f}, share at 1: "
+              f"{record[method]['share_at_1']}, trust at 1: {record[method]['trust_at_1']}; rho with accuracy: " + ", ".join(line) + f"  ({time.time() - t0:.0f} s)",
               flush=True)
     if args.json:
         args.json.write_text(json.dumps(record, indent=1))

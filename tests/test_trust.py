@@ -60,3 +60,43 @@ def test_identification_per_sample_and_sentences():
     assert "significant" in describe("cs", "trust", stats)
     assert "no significant relation" in describe("cs", "pi_c", spearman(np.arange(10), rng.permutation(10)))
     assert "undefined" in describe("cs", "trust", spearman(np.ones(10), np.arange(10)))
+
+
+def _share_beaten(model, embeddings, voxels):
+    """The empirical share of training trials an image's own response beats (gess's trust until 2026-12-03)."""
+    from gess.decoding.encoding import standardized_rows
+
+    predicted = standardized_rows(model.predicted(embeddings, None, np.float64))
+    own = model.match(embeddings, voxels)
+    others = predicted @ standardized_rows(np.asarray(model.reference_, np.float64)).T
+    return (others < own[:, None]).mean(1)
+
+
+def test_trust_still_ranks_reconstructions_that_beat_every_training_trial():
+    rng, weights, embeddings, voxels = _encoding_world(noise=0.2, n=260)
+    model = BrainConsistency().fit(voxels[:100], embeddings[:100])
+    test = embeddings[100:] @ weights
+    noisy = (test + rng.normal(size=test.shape) * np.linspace(0.05, 1.0, len(test))[:, None] * np.sqrt(12)).astype(np.float32)
+    share, trust = _share_beaten(model, embeddings[100:], noisy), model.score(embeddings[100:], noisy)
+    at_ceiling = share == 1
+    assert at_ceiling.sum() > 100  # the empirical share cannot order these
+    assert len(np.unique(trust[at_ceiling])) == at_ceiling.sum()
+    assert spearman(-np.arange(len(test))[at_ceiling], trust[at_ceiling])["rho"] > 0.4
+
+
+def test_trust_reads_the_share_of_training_trials_beaten_below_the_ceiling():
+    rng, _, embeddings, voxels = _encoding_world(n=700, noise=2.0)
+    model = BrainConsistency().fit(voxels[:600], embeddings[:600])
+    candidates = np.concatenate([embeddings[600:], rng.normal(size=(100, 12)).astype(np.float32)])
+    responses = np.concatenate([voxels[600:], voxels[600:]])
+    share, trust = _share_beaten(model, candidates, responses), model.score(candidates, responses)
+    inside = share < 0.98
+    assert inside.sum() > 50 and np.abs(trust[inside] - share[inside]).mean() < 0.05
+
+
+def test_an_images_trust_does_not_depend_on_the_rows_scored_with_it():
+    _, _, embeddings, voxels = _encoding_world(d=64, v=200)
+    model = BrainConsistency().fit(voxels[:100], embeddings[:100])
+    together = model.score(embeddings[100:], voxels[100:])
+    for rows in ([0], [5], [2, 9], [19, 4, 11]):
+        np.testing.assert_array_equal(model.score(embeddings[100:][rows], voxels[100:][rows]), together[rows])

@@ -3,19 +3,23 @@
 pi_c is a gating weight (how far a sample lies from the training semantics), not a
 promise that its reconstruction is good. :class:`BrainConsistency` scores a finished
 reconstruction against the fMRI it was decoded from, with an encoding model fitted on
-the training trials (image embedding -> voxels, ridge with per-voxel alpha):
+the training trials (image features -> voxels, ridge with per-voxel alpha). Over the voxels
+the encoding model predicts best on held-out folds, with r_j = corr(E(rec), fMRI_j) for the
+training trials j and r = corr(E(rec), fMRI) for its own response:
 
-    trust = share of training trials j for which corr(E(rec), fMRI) > corr(E(rec), fMRI_j)
+    trust = Phi((r - mean_j r_j) / std_j r_j)
 
-over the voxels the encoding model predicts best on held-out folds. 1 means the
-reconstruction's predicted response matches its own trial better than every training
-trial's; 0.5 is chance (a reconstruction unrelated to the response). Needs no ground
-truth, works for every method (and for a user's own reconstructions), and is checked
+the share of training responses it explains worse than its own, read from a normal fit to
+the r_j. 0.5 is chance (a reconstruction unrelated to the response); near 1 it matches its
+own trial far better than any other. Unlike the empirical share of the r_j below r it has no
+ceiling at 1, so reconstructions that beat every training trial are still ranked. Needs no
+ground truth, works for every method (and for a user's own reconstructions), and is checked
 against per-sample accuracy in ``benchmarks/digit69_trust.py`` and in the demo's report.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
 from gess.decoding.encoding import (DEFAULT_ALPHAS, block_standardization, held_out_voxel_correlation, pooled_structure,
                                    standardized_rows)
@@ -112,10 +116,16 @@ class BrainConsistency(Component):
 
     def score(self, embeddings: np.ndarray, z: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
         """Trust in [0, 1] of reconstructions with these features, decoded from z-scored voxels (n, v)."""
-        predicted = standardized_rows(self.predicted(embeddings, structure))
-        own = (predicted * standardized_rows(np.asarray(z, np.float32)[:, self.voxels_])).sum(1)
-        others = predicted @ standardized_rows(self.reference_).T
-        return (others < own[:, None]).mean(1).astype(np.float32)
+        return special.ndtr(self.margin(embeddings, z, structure))
+
+    def margin(self, embeddings: np.ndarray, z: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+        """How far each image's match with its own response lies above its matches with the training trials,
+        in their standard deviations (float64, like :meth:`match`, so a row scores the same in any batch)."""
+        predicted = standardized_rows(self.predicted(embeddings, structure, np.float64))
+        own = (predicted * standardized_rows(np.asarray(z, np.float64)[:, self.voxels_])).sum(1)
+        others = predicted @ standardized_rows(np.asarray(self.reference_, np.float64)).T
+        spread = np.maximum(others.std(1), np.finfo(np.float64).tiny)
+        return (own - others.mean(1)) / spread
 
     def state(self) -> dict[str, np.ndarray]:
         return {"voxels": self.voxels_.astype(np.int64), "voxel_r": self.voxel_r_, "coef": self.coef_,

@@ -143,7 +143,8 @@ def write_html(path: str | Path, title: str, config_text: str, metrics: dict[str
         parts.append(f"<h2>Reconstructions</h2><img alt='stimulus and reconstructions per method' src='{uri}'>")
         parts.append("<p class='note'>Rows: stimulus id, its group and pi_c. Under each reconstruction: its trust, "
                      "the share of training trials whose recorded response the reconstruction's predicted response "
-                     "matches worse than its own trial's (0.5 = chance, 1 = best; no ground truth used).</p>")
+                     "matches worse than its own trial's, read from a normal fit to those matches so that it keeps "
+                     "ranking past the best training trial (0.5 = chance, 1 = best; no ground truth used).</p>")
     for caption, data in (figures or {}).items():
         parts.append(f"<h2>{html.escape(caption)}</h2><img alt='{html.escape(caption)}' src='{png_data_uri(data)}'>")
         if caption.startswith("Do the reconstructions") and trust_sentences:
