@@ -2,7 +2,7 @@
 
     python benchmarks/cs_folds.py runs/digit69 "fraction=0.9,reference_gain=1" "fraction=0.7,reference_gain=2" \
         [--floor 0.2] [--method cs] [--mean-of 8] [--blend-structure 0.1,0.2]
-        [--data ../shared/data/digit69/digit69_28x28.mat]
+        [--data ../shared/data/digit69/digit69_28x28.mat] [--json per_stimulus.json]
 
 Reads the decoders a ``gess run configs/digit69.yaml`` fitted (``RUN/model``) and the prior its ``cs``
 reconstructions name in their manifest; refits the decoders without each of 5 folds of the training
@@ -13,7 +13,8 @@ held-out stimuli once per setting. A setting is ``key=value`` pairs: CS fields (
 (sigma 1.5) at 28 px, the mean over the 90 held-out stimuli, one sampling seed (the first candidate's; with
 ``--mean-of N`` also of the pixelwise mean of the first 2, 4, ..., N candidates; with ``--blend-structure`` also
 of the kept reconstruction blended pixelwise with the fold's structural decode, to see whether a post-hoc blend
-would add what CS leaves out).
+would add what CS leaves out). ``--json`` writes each setting's per-stimulus pixel correlation and SSIM of its
+largest N, for paired comparisons between runs (the same 90 stimuli in the same order).
 """
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ def main():
                     "and also score the pixelwise mean of the first 2, 4, ... of them (candidate_reduction mean)")
     ap.add_argument("--blend-structure", default="", help="comma-separated weights w: also score (1 - w) x the kept "
                     "reconstruction + w x the structural decode, pixelwise at 28 px (a post-hoc blend)")
+    ap.add_argument("--json", type=Path, help="write {setting: {pixcorr: [...], ssim: [...]}} per stimulus")
     args = ap.parse_args()
     folds, backend = run_folds(args.run, args.data, args.prior)
     target = np.concatenate([f["target"] for f in folds])
@@ -91,6 +93,7 @@ def main():
     weights = [float(w) for w in filter(None, args.blend_structure.split(","))]
     structure = resize_images(as_uint8(decoded), 28).astype(np.float64) if weights else None  # once, not per setting
     print(f"spread (std over pixels and stimuli): structural decodes {decoded.std():.3f}, stimuli {(target / 255).std():.3f}")
+    per_stimulus = {}
     base_cs = CSOptions(lowpass_factor=1.5, fraction=0.9)
     base_sampling = SamplingOptions(guidance_scale=1.0, min_structure_weight=args.floor)
     for text in args.settings:
@@ -104,7 +107,9 @@ def main():
         for n in counts:
             kept = drawn[0] if n == 1 else np.stack([candidate_mean(c) for c in np.stack(drawn[:n], 1)])
             rec = resize_images(kept, 28)
-            scores.append((n, paired_correlation(grey(rec), grey(target)).mean(), ssim28(target, rec).mean()))
+            per_pixcorr, per_ssim = paired_correlation(grey(rec), grey(target)), ssim28(target, rec)
+            scores.append((n, per_pixcorr.mean(), per_ssim.mean()))
+        per_stimulus[text] = {"n": counts[-1], "pixcorr": per_pixcorr.tolist(), "ssim": per_ssim.tolist()}
         print(f"{text:60s} " + "  ".join(f"{'' if n == 1 else f'mean of {n}: '}pixcorr {r:.3f}  SSIM {q:.3f}"
                                           for n, r, q in scores) + f"  ({time.time() - t0:.0f} s)", flush=True)
         for weight in weights:
@@ -112,6 +117,8 @@ def main():
             print(f"  blended with the structural decode, w {weight:.2f} (mean of {counts[-1]}): pixcorr "
                   f"{paired_correlation(grey(blended), grey(target)).mean():.3f}  SSIM {ssim28(target, blended).mean():.3f}",
                   flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(per_stimulus))
 
 
 if __name__ == "__main__":
