@@ -80,6 +80,32 @@ def test_a_rerun_with_other_candidates_regenerates_and_the_same_resumes(fitted, 
     assert all(len(e["candidates"]) == 3 for e in _reconstruct(root, data, tmp_path / "r", candidates=3, batch_size=2))
 
 
+def test_a_rerun_scores_again_the_trust_an_earlier_definition_wrote_and_keeps_the_images(fitted, tmp_path):
+    root, data = fitted
+    first = _reconstruct(root, data, tmp_path / "r", candidates=2, batch_size=2)
+    assert all(e["trust_definition"] == "normal-margin" for e in first)
+    assert all(c["trust_definition"] == "normal-margin" for e in first for c in e["candidates"])
+    files = [e["file"] for e in first] + [c["file"] for e in first for c in e["candidates"]]
+    mtimes = {f: (tmp_path / "r" / f).stat().st_mtime_ns for f in files}
+    older = json.loads(json.dumps(first))  # what a gess of the empirical share wrote: other values, no definition
+    for entry in older:
+        for scored in [entry] + entry["candidates"]:
+            scored["trust"] = 1.0
+            del scored["trust_definition"]
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps(older))
+    again = _reconstruct(root, data, tmp_path / "r", candidates=2, batch_size=2)
+
+    def trusts(entries):
+        return [[scored["trust"] for scored in [e] + e["candidates"]] for e in entries]
+
+    # scored in other batches than the first time: equal to the last bits the encoder's float32 allows
+    np.testing.assert_allclose(trusts(again), trusts(first), rtol=1e-6)
+    assert all(c["trust_definition"] == "normal-margin" for e in again for c in [e] + e["candidates"])
+    assert [{k: v for k, v in e.items() if k not in ("trust", "candidates")} for e in again] == \
+        [{k: v for k, v in e.items() if k not in ("trust", "candidates")} for e in first]
+    assert all((tmp_path / "r" / f).stat().st_mtime_ns == t for f, t in mtimes.items())
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "nan", "1.5"])
 def test_bad_candidate_counts_exit_2_in_one_line(fitted, tmp_path, capsys, value):
     root, data = fitted

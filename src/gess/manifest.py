@@ -27,6 +27,15 @@ def write_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(tmp, format="PNG")
 
 
+def read_png(path: Path) -> np.ndarray:
+    """A PNG :func:`write_png` wrote, as uint8 (H, W, 1|3)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        image = np.asarray(im)
+    return image[..., None] if image.ndim == 2 else image
+
+
 class Manifest:
     """The entries of one reconstruction directory, by stimulus id."""
 

@@ -37,6 +37,7 @@ from gess.data.extra import ExtraImages
 from gess.data.images import IMAGE_SUFFIXES, load_image_folder
 from gess.decoding import Decoded, GESSDecoder, StructuralSpace
 from gess.decoding.structural import StructureOptions
+from gess.decoding.trust import TRUST_DEFINITION
 from gess.encoders import ImageEncoder, check_same_encoder
 from gess.baselines import knn_indices
 from gess.errors import GessInputError, MissingWeightsError
@@ -50,7 +51,7 @@ from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
 from gess.generation.sampling import candidate_mean, candidate_seed, guidance_scale_for
 from gess.generation.train import TrainOptions, resume_options, train_pixel_prior
 from gess.io import claim_output_dir, exclusive_lock, read_json, write_json
-from gess.manifest import CANDIDATES_DIR, Manifest, write_png
+from gess.manifest import CANDIDATES_DIR, Manifest, read_png, write_png
 from gess.parallel import Shard, current_shard
 from gess.progress import log
 from gess.report.build import write_report
@@ -286,7 +287,7 @@ def _write_baseline(job: ReconstructionJob, shard: Shard, needs_generator: bool)
         for sid, img, p, score in zip(job.ids, images, job.decoded.pi_c, trust):
             write_png(job.out / f"{sid}.png", img)
             by_id[sid] = {"stimulus_id": str(sid), "file": f"{sid}.png", "pi_c": float(p), "trust": score,
-                          "method": job.method, "seed": job.seed, "steps": 0}
+                          "method": job.method, "seed": job.seed, "steps": 0} | _trust_definition(score)
         job.manifest.write(job.ids, by_id)
     shard.wait()
     return {"generated": len(job.ids) if shard.is_main else 0, "skipped": 0}
@@ -309,6 +310,8 @@ def _generate(job: ReconstructionJob, shard: Shard) -> dict:
     job = _tunable(job)
     settings, seeds = job.settings(), job.seeds()
     finished = [manifest.is_finished(by_id.get(s), settings, seed) for s, seed in zip(job.ids, seeds)]
+    if shard.is_main:
+        _rescore_stale_trust(job, by_id, [s for s, done in zip(job.ids, finished) if done])
     n, size = len(job.ids), job.sampling.batch_size
     batches = [list(range(i, min(i + size, n))) for i in range(0, n, size)]
     # a batch is made whole again when any of its images is missing: the same batches, the same bytes
@@ -327,6 +330,24 @@ def _generate(job: ReconstructionJob, shard: Shard) -> dict:
     shard.wait()
     share = sum(len(b) for b in shard.mine(batches))
     return {"generated": generated, "skipped": share - generated, "other_processes": n - share}
+
+
+def _rescore_stale_trust(job: ReconstructionJob, by_id: dict, ids: list) -> None:
+    """Finished entries whose trust an earlier gess scored by another definition: scored again from their PNGs
+    (one encoder pass, the images untouched) and the manifest rewritten, so that one folder holds one trust."""
+    stale = [s for s in ids if by_id[s].get("trust") is not None and by_id[s].get("trust_definition") != TRUST_DEFINITION]
+    if not stale:
+        return
+    index = {str(s): i for i, s in enumerate(job.ids)}
+    fmri = test_fmri(job.dataset)
+    entries = [by_id[s] for s in stale] + [c for s in stale for c in by_id[s].get("candidates", [])]
+    rows = [index[str(s)] for s in stale] + [index[str(s)] for s in stale for _ in by_id[s].get("candidates", [])]
+    images = np.stack([read_png(job.out / entry["file"]) for entry in entries])
+    for entry, score in zip(entries, trust_scores(job.decoder, images, fmri[rows])):
+        entry.update({"trust": score, "trust_definition": TRUST_DEFINITION})
+    job.manifest.write(job.ids, by_id)
+    log(job.console, f"trust of {len(stale)} finished reconstructions scored again from their images (an earlier "
+                     f"gess wrote them with another trust definition)")
 
 
 def _tunable(job: ReconstructionJob) -> ReconstructionJob:
@@ -430,10 +451,10 @@ def _chosen_candidates(job: ReconstructionJob, stimuli: list, candidates: list[n
             mean_row = len(stimuli) * n_candidates + s
             write_png(job.out / name, means[s])
             entry = {"stimulus_id": str(stimulus), "file": name, "trust": trust[mean_row], "kept": "mean",
-                     "brain_match": None if matches is None else float(matches[mean_row])}
+                     "brain_match": None if matches is None else float(matches[mean_row])} | _trust_definition(trust[mean_row])
         else:
             write_png(job.out / name, candidates[s][best])
-            entry = {"stimulus_id": str(stimulus), "file": name, "trust": trust[rows][best]}
+            entry = {"stimulus_id": str(stimulus), "file": name, "trust": trust[rows][best]} | _trust_definition(trust[rows][best])
         if n_candidates > 1:
             if not averaged:
                 entry["chosen_candidate"] = best
@@ -447,7 +468,12 @@ def _write_candidate(job: ReconstructionJob, stimulus, index: int, image: np.nda
                      trust) -> dict:
     name = f"{CANDIDATES_DIR}/{stimulus}.{index}.png"
     write_png(job.out / name, image)
-    return {"index": index, "seed": seed, "file": name, "brain_match": match, "trust": trust}
+    return {"index": index, "seed": seed, "file": name, "brain_match": match, "trust": trust} | _trust_definition(trust)
+
+
+def _trust_definition(trust) -> dict:
+    """The field that says which definition scored a trust (none where there is no trust)."""
+    return {} if trust is None else {"trust_definition": TRUST_DEFINITION}
 def software_versions() -> dict:
     """What a run needs to be reproduced besides its seeds and settings."""
     return {"gess": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}

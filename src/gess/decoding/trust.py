@@ -27,6 +27,9 @@ from gess.persistence import Component
 
 
 FEATURES = ("auto", "embedding", "embedding+structure")
+# written beside each trust score in a manifest: a re-run re-scores entries of an earlier definition (the
+# empirical share, before 2026-12-03) instead of mixing the two in one folder
+TRUST_DEFINITION = "normal-margin"
 
 
 class BrainConsistency(Component):
