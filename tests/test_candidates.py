@@ -104,6 +104,13 @@ def test_a_rerun_scores_again_the_trust_an_earlier_definition_wrote_and_keeps_th
     assert [{k: v for k, v in e.items() if k not in ("trust", "candidates")} for e in again] == \
         [{k: v for k, v in e.items() if k not in ("trust", "candidates")} for e in first]
     assert all((tmp_path / "r" / f).stat().st_mtime_ns == t for f, t in mtimes.items())
+    # a candidate deleted by hand: the others are scored again, it keeps no trust of the old definition
+    (tmp_path / "r" / first[0]["candidates"][1]["file"]).unlink()
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps(older))
+    third = _reconstruct(root, data, tmp_path / "r", candidates=2, batch_size=2)
+    assert third[0]["candidates"][1]["trust"] is None and "trust_definition" not in third[0]["candidates"][1]
+    np.testing.assert_allclose(trusts(third)[1:], trusts(first)[1:], rtol=1e-6)
+    assert third[0]["trust"] == pytest.approx(first[0]["trust"], rel=1e-6)
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "nan", "1.5"])

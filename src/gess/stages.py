@@ -340,11 +340,14 @@ def _rescore_stale_trust(job: ReconstructionJob, by_id: dict, ids: list) -> None
         return
     index = {str(s): i for i, s in enumerate(job.ids)}
     fmri = test_fmri(job.dataset)
-    entries = [by_id[s] for s in stale] + [c for s in stale for c in by_id[s].get("candidates", [])]
-    rows = [index[str(s)] for s in stale] + [index[str(s)] for s in stale for _ in by_id[s].get("candidates", [])]
-    images = np.stack([read_png(job.out / entry["file"]) for entry in entries])
-    for entry, score in zip(entries, trust_scores(job.decoder, images, fmri[rows])):
-        entry.update({"trust": score, "trust_definition": TRUST_DEFINITION})
+    pairs = [(by_id[s], index[str(s)]) for s in stale] + [(c, index[str(s)]) for s in stale for c in by_id[s].get("candidates", [])]
+    for entry, _ in pairs:
+        entry.pop("trust_definition", None)
+        entry["trust"] = None  # a candidate whose file is gone keeps no trust of the old definition
+    pairs = [(entry, row) for entry, row in pairs if (job.out / entry["file"]).is_file()]
+    images = np.stack([read_png(job.out / entry["file"]) for entry, _ in pairs])
+    for (entry, _), score in zip(pairs, trust_scores(job.decoder, images, fmri[[row for _, row in pairs]])):
+        entry.update({"trust": score} | _trust_definition(score))
     job.manifest.write(job.ids, by_id)
     log(job.console, f"trust of {len(stale)} finished reconstructions scored again from their images (an earlier "
                      f"gess wrote them with another trust definition)")
@@ -474,6 +477,8 @@ def _write_candidate(job: ReconstructionJob, stimulus, index: int, image: np.nda
 def _trust_definition(trust) -> dict:
     """The field that says which definition scored a trust (none where there is no trust)."""
     return {} if trust is None else {"trust_definition": TRUST_DEFINITION}
+
+
 def software_versions() -> dict:
     """What a run needs to be reproduced besides its seeds and settings."""
     return {"gess": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
