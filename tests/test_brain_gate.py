@@ -51,9 +51,15 @@ def test_a_samples_pi_c_ignores_the_other_samples(brain_decoder, seed, others):
     X = np.random.default_rng(seed).normal(size=(1 + others, 20))
     alone, together = brain_decoder.decode(X[:1]), brain_decoder.decode(X)
     assert np.isclose(alone.pi_c[0], together.pi_c[0])
-    score = lambda rows, out: brain_decoder.gate_.typicality(
-        GateInputs(brain_decoder._standardize(X[rows]), out.c_raw, structure=out.s))[0]
-    assert np.isclose(score(slice(0, 1), alone), score(slice(None), together), rtol=1e-5, atol=1e-6)
+    gate, z = brain_decoder.gate_, brain_decoder._standardize(X)
+    # the gate alone, on the same inputs: a row's evidence is its own
+    batch = gate.typicality(GateInputs(z, together.c_raw, structure=together.s))
+    single = gate.typicality(GateInputs(z[:1], together.c_raw[:1], structure=together.s[:1]))
+    assert np.isclose(single[0], batch[0], rtol=1e-9, atol=1e-12)
+    # end to end: the float32 decodes of one row and of a batch differ by BLAS rounding (~1e-6 in s), which
+    # the standardised structure features amplify (up to 1.5e-5 in typicality over 900 probes), no more
+    end_to_end = gate.typicality(GateInputs(z[:1], alone.c_raw, structure=alone.s))
+    assert np.isclose(end_to_end[0], batch[0], rtol=0, atol=1e-4)
 
 
 def test_save_load_round_trip(tmp_path, brain_decoder):
