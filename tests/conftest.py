@@ -23,6 +23,26 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory):
+    """The test session's feature cache, holding the demo's simulated world (all 1,797 scikit-learn digits) encoded.
+
+    Tests that run `gess run` in subprocesses (one thread each) read it instead of each encoding the world again.
+    """
+    from gess.encoders import get_encoder
+    from gess.run import DEMO_CONFIG
+    from gess.runconfig import load_run_config
+    from gess.stages import encode_images
+
+    cache = tmp_path_factory.getbasetemp() / "gess-cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GESS_CACHE", str(cache))
+        cfg = load_run_config(DEMO_CONFIG)
+        pool, _ = cfg.simulation()
+        encode_images(get_encoder(cfg.encoder, device=cfg.device), pool.world()[0])
+    return cache
+
+
 def needs(path: Path):
     return pytest.mark.skipif(not path.exists(), reason=f"real data not found at {path} (set GESS_SHARED_DATA)")
 

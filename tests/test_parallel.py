@@ -105,14 +105,14 @@ def test_killed_group_resumes_with_another_process_count(tmp_path):
     assert not [p for p in (tmp_path / "killed").iterdir() if p.name.endswith(".tmp") or p.name.startswith("manifest.part")]
 
 
-def test_gess_run_under_two_processes_matches_one(tmp_path):
+def test_gess_run_under_two_processes_matches_one(tmp_path, session_cache):
     import yaml
 
     from test_run import tiny_config
 
     cfg = tiny_config(methods=["structure", "cs"])
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "GESS_CACHE": str(tmp_path / "cache"), "GESS_THREADS": "1"}
+    env = {**os.environ, "GESS_CACHE": str(session_cache), "GESS_THREADS": "1"}
     for name, extra in (("one", []), ("two", ["--processes", "2"])):
         out = subprocess.run([sys.executable, "-m", "gess.cli", *extra, "run", str(tmp_path / "c.yaml"), "--out",
                               str(tmp_path / name)], capture_output=True, text=True, env=env)

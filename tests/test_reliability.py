@@ -437,7 +437,7 @@ def test_truncated_files_of_each_kind_exit_2(tmp_path, capsys, kind):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_identical_outputs(tmp_path):
+def test_killed_run_resumes_to_identical_outputs(tmp_path, session_cache):
     import yaml
 
     from test_run import tiny_config
@@ -446,7 +446,7 @@ def test_killed_run_resumes_to_identical_outputs(tmp_path):
     cfg["sampling"]["steps"] = 30
     cfg["sampling"]["batch_size"] = 1
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    env = {"GESS_CACHE": str(tmp_path / "cache")}
+    env = {"GESS_CACHE": str(session_cache)}
     ok_run = lambda out: subprocess.run([sys.executable, "-m", "gess.cli", "run", str(tmp_path / "c.yaml"), "--out", str(out)],
                                         env={**os.environ, **env, "GESS_THREADS": "1"}, capture_output=True, check=True)
     ok_run(tmp_path / "straight")
