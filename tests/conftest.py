@@ -11,10 +11,14 @@ DIGIT69 = SHARED / "digit69" / "digit69_28x28.mat"
 IMAGENET_SAMPLE = SHARED / "imagenet-sample"
 
 
+def _session_cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "gess-cache"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # features cached per test session, never in the user's cache
-    monkeypatch.setenv("GESS_CACHE", str(tmp_path_factory.getbasetemp() / "gess-cache"))
+    monkeypatch.setenv("GESS_CACHE", str(_session_cache_dir(tmp_path_factory)))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -34,7 +38,7 @@ def session_cache(tmp_path_factory):
     from gess.runconfig import load_run_config
     from gess.stages import encode_images
 
-    cache = tmp_path_factory.getbasetemp() / "gess-cache"
+    cache = _session_cache_dir(tmp_path_factory)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GESS_CACHE", str(cache))
         cfg = load_run_config(DEMO_CONFIG)
