@@ -25,7 +25,7 @@ import torch
 from gess import api, stages
 from gess.decoding.structural import StructureOptions
 from gess.encoders import get_encoder
-from gess.evaluation.identification import paired_correlation
+from gess.correlation import paired_correlation
 from gess.evaluation.metrics import ssim as suite_ssim
 from gess.generation import CSOptions, SamplingOptions, generate_images
 from gess.generation.backends import load_backend

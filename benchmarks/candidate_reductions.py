@@ -56,7 +56,7 @@ def reductions(stack: np.ndarray, matches: np.ndarray, n: int, temperatures, top
 def main():
     from gess.api import candidate_scores
     from gess.data.images import resize_images
-    from gess.evaluation.identification import paired_correlation
+    from gess.correlation import paired_correlation
     from gess.generation import CSOptions, SamplingOptions, generate_images
     from gess.generation.sampling import candidate_seed
 

@@ -70,7 +70,7 @@ def run_folds(run: Path, data: str, prior: Path | None = None, keep_models: bool
 
 def main():
     from gess.data.images import resize_images
-    from gess.evaluation.identification import paired_correlation
+    from gess.correlation import paired_correlation
     from gess.generation import CSOptions, SamplingOptions, generate_images
     from gess.generation.sampling import candidate_mean, candidate_seed
 

@@ -32,7 +32,7 @@ from gess.data.images import resize_images
 from gess.decoding import StructuralSpace
 from gess.encoders import get_encoder
 from gess.evaluation.classification import mnist_reader
-from gess.evaluation.identification import paired_correlation
+from gess.correlation import paired_correlation
 from gess.evaluation.metrics import ssim as suite_ssim
 from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
 from gess.generation.backends.pixel import PixelBackend

@@ -40,7 +40,7 @@ def main():
     from gess.decoding.encoding import chosen_structural_selection, structural_voxels
     from gess.decoding.ridge import RBFKernelRidge, Ridge
     from gess.data.images import gaussian_smooth, resize_images, scaled_radius, STRUCTURAL_SMOOTHING_RADIUS_768
-    from gess.evaluation.identification import paired_correlation
+    from gess.correlation import paired_correlation
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/digit69/digit69_28x28.mat")

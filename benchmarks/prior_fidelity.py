@@ -39,7 +39,7 @@ def main():
         ap.error("--heldout-share needs --demo and a share strictly between 0 and 1")
     from gess import stages
     from gess.encoders import get_encoder
-    from gess.evaluation.identification import paired_correlation
+    from gess.correlation import paired_correlation
     from gess.generation import SamplingOptions, generate_images
     from gess.generation.backends.pixel import PixelBackend
 

@@ -31,7 +31,7 @@ def main():
     from gess.data import load_dataset
     from gess.data.images import load_image_folder, resize_images
     from gess.evaluation.classification import mnist_reader
-    from gess.evaluation.identification import paired_correlation
+    from gess.correlation import paired_correlation
 
     test = load_dataset(args.data).test.averaged()
     gt, ids = test.images, list(test.stimulus_ids)

@@ -25,7 +25,7 @@ from gess import stages  # noqa: E402
 from gess.data import load_mat  # noqa: E402
 from gess.decoding import StructuralSpace  # noqa: E402
 from gess.encoders import get_encoder  # noqa: E402
-from gess.evaluation.identification import paired_correlation  # noqa: E402
+from gess.correlation import paired_correlation  # noqa: E402
 
 
 def score(model, ds) -> dict:

@@ -72,6 +72,24 @@ def test_the_declarations_are_found():
             "NSDPrepareOptions"} <= names, names
 
 
+def test_every_generated_flag_says_what_it_is():
+    """A flag's help comes from its declaration: a dataclass field's ``help``, or the Parameters section of the
+    estimator's docstring, so an option declared without a description fails here rather than showing its name."""
+    from gess.cli import app
+    from typer.main import get_command
+
+    todo, checked = list(get_command(app).commands.items()), 0
+    while todo:
+        name, command = todo.pop()
+        todo += [(f"{name} {sub}", c) for sub, c in getattr(command, "commands", {}).items()]
+        for flag, spec in getattr(command.callback, "gess_flags", {}).items():
+            assert spec.help, f"gess {name} {flag} ({spec.name}) has no help text"
+            checked += 1
+    assert checked > 50, checked
+    fit = get_command(app).commands["fit"]
+    assert fit.callback.gess_flags["--gate"].help.startswith("M_g, the name of a registered gate")
+
+
 @pytest.mark.parametrize("cls,name,text", CONSTRUCTION_CASES, ids=map(_case_id, CONSTRUCTION_CASES))
 def test_an_option_dataclass_built_in_python_accepts_or_refuses_as_bad_input(cls, name, text):
     from gess.errors import GessInputError

@@ -17,6 +17,7 @@ PLUGINS = Path(__file__).parent / "plugins"
 @pytest.fixture
 def toy_plugin(monkeypatch, tmp_path):
     """GESS_PLUGINS names the toy module; the registries are restored afterwards."""
+    from gess.decoding.gating import GATES
     from gess.encoders import ENCODERS
     from gess.evaluation.registry import unregister_metric
     from gess.generation.backends import BACKENDS
@@ -27,6 +28,7 @@ def toy_plugin(monkeypatch, tmp_path):
     yield
     sys.modules.pop("toy_plugin", None)
     ENCODERS.pop("toy-pixels", None)
+    GATES.pop("toy-centre-distance", None)
     BACKENDS.pop("toy", None)
     unregister_metric("toy_mae")
 
@@ -63,6 +65,39 @@ def test_a_toy_encoder_backend_and_metric_run_through_the_command_line_and_the_r
     report = (tmp_path / "run" / "report.html").read_text()
     assert "toy_mae" in report and "toy plug-in: mean absolute pixel difference" in report
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["methods"]["semantic"]["toy_mae"] >= 0
+
+
+def test_a_gate_from_a_plugin_fits_saves_and_decodes_through_the_command_line(tmp_path, capsys, toy_plugin):
+    import numpy as np
+
+    data = tmp_path / "x.mat"
+    write_mat(data, n_train=12, n_test=4, voxels=30, side=8)
+    code, err = run_cli(["fit", "--data", data, "--encoder", "toy-pixels", "--out", tmp_path / "model", "--n-neighbors",
+                         "3", "--gate", "toy-centre-distance", "--gate-options", '{"scale": 2.0}'], capsys)
+    assert code == 0, err
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())["gate"]
+    assert saved == {"name": "toy-centre-distance", "scale": 2.0, "calibration": "conformal"}
+    code, err = run_cli(["decode", "--model", tmp_path / "model", "--data", data, "--out", tmp_path / "decoded"], capsys)
+    assert code == 0, err  # the saved model names the plug-in's gate, and loading finds it
+    pi_c = np.load(tmp_path / "decoded" / "decoded.npz")["pi_c"]
+    assert pi_c.shape == (4,) and ((pi_c > 0) & (pi_c <= 1)).all()
+
+    config = {"dataset": {"path": str(data)}, "decoder": {"gate": "no-such-gate"}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    code, err = run_cli(["run", tmp_path / "run.yaml", "--out", tmp_path / "run"], capsys)
+    assert code == 2 and "decoder.gate" in err and "toy-centre-distance" in err and "'no-such-gate'" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_registering_a_gate_needs_a_named_gate_class():
+    from gess.decoding.gating import GATES, Gate, register_gate
+
+    with pytest.raises(TypeError, match="Gate subclass"):
+        register_gate(object)
+    with pytest.raises(TypeError, match="its own name"):
+        register_gate(type("Unnamed", (Gate,), {}))
+    with pytest.raises(ValueError, match="already registered"):
+        register_gate(GATES["kde"])
 
 
 def test_an_unknown_backend_in_a_run_config_names_the_registered_ones(tmp_path, capsys):

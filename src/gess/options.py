@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -102,6 +103,32 @@ def _mentions_float(annotation) -> bool:
     return annotation is float or any(_mentions_float(a) for a in get_args(annotation))
 
 
+_MODULE_ROLE = re.compile(r":mod:`([^`]+)`")  # a module keeps its whole dotted name
+_ROLE = re.compile(r":[a-z]+:`~?(?:[\w.]+\.)?([^`]+)`")
+
+
+def parameter_help(cls) -> dict[str, str]:
+    """Each constructor parameter's text in ``cls``'s numpydoc "Parameters" section (``a, b : text`` and its
+    indented continuation lines), as plain text: what a flag generated from the signature says about itself."""
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    if "Parameters" not in lines:
+        return {}
+    helps: dict[str, str] = {}
+    names: list[str] = []
+    for line in lines[lines.index("Parameters") + 2:]:
+        if not line.strip() or (line == line.lstrip() and " : " not in line):
+            break  # the section ends at a blank line or at a heading
+        if line == line.lstrip():
+            head, _, text = line.partition(" : ")
+            names = [n.strip() for n in head.split(",")]
+            for name in names:
+                helps[name] = text.strip()
+        else:
+            for name in names:
+                helps[name] += " " + line.strip()
+    return {name: _ROLE.sub(r"\1", _MODULE_ROLE.sub(r"\1", text)).replace("``", "") for name, text in helps.items()}
+
+
 def option_specs(target) -> list[OptionSpec]:
     """The options a dataclass (its fields) or a class (its ``__init__`` parameters) declares."""
     if dataclasses.is_dataclass(target):
@@ -121,8 +148,9 @@ def option_specs(target) -> list[OptionSpec]:
     init = target.__init__
     hints = typing.get_type_hints(init)
     ranges = PARAMETER_RANGES.get(target.__name__, {})
+    helps = parameter_help(target)
     return [OptionSpec(p.name, hints.get(p.name, Any), p.default if p.default is not inspect.Parameter.empty else _NO_DEFAULT,
-                       range=ranges.get(p.name))
+                       helps.get(p.name, ""), ranges.get(p.name))
             for p in inspect.signature(init).parameters.values() if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
 
 

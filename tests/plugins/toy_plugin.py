@@ -1,4 +1,4 @@
-"""A plug-in from outside the package: one toy encoder, one toy generator backend, one toy metric.
+"""A plug-in from outside the package: one toy encoder, generator backend, metric and gate.
 
 Imported by the command line through ``GESS_PLUGINS=toy_plugin`` (tests/test_plugins.py).
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gess.decoding.gating import Gate, GateInputs, register_gate
 from gess.encoders import EncoderEntry, ImageEncoder, register_encoder
 from gess.encoders.base import EncoderSpec, resize_tensor
 from gess.evaluation.registry import Metric, register_metric
@@ -63,6 +64,23 @@ class ConstantBackend:
         return (z + 1) / 2
 
 
+class CentreDistanceGate(Gate):
+    """Typicality: minus the distance of the decoded embedding from the training embeddings' mean, in ``scale``s."""
+
+    name = "toy-centre-distance"
+
+    def __init__(self, scale: float = 1.0, calibration: str = "conformal"):
+        super().__init__(calibration)
+        self.scale = scale
+
+    def _fit_scorer(self, train, train_embeddings, cross_fitted):
+        self.centre_ = train_embeddings.mean(0)
+        return self.typicality(cross_fitted)  # reference: training samples decoded by ridges that never saw them
+
+    def typicality(self, inputs: GateInputs) -> np.ndarray:
+        return -np.linalg.norm(np.asarray(inputs.raw_embeddings, np.float32) - self.centre_, axis=1) / self.scale
+
+
 def write_toy_generator(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / MARKER).write_text(json.dumps({"backend": "toy"}))
@@ -81,3 +99,4 @@ register_backend(BackendEntry("toy", ConstantBackend, lambda d: (d / MARKER).is_
 register_metric(Metric("toy_mae", mean_absolute_error, higher_is_better=False,
                        definition="toy plug-in: mean absolute pixel difference (0 = identical)",
                        protocols=("paper", "mindeye", "brain-diffuser")), replace=True)
+register_gate(CentreDistanceGate, replace=True)

@@ -7,10 +7,10 @@
 * ``ridge.py``     the ridge solver they share
 """
 from gess.decoding.decoders import Decoded, GESSDecoder
-from gess.decoding.gating import GATES, GateInputs, make_gate
+from gess.decoding.gating import GATES, GateInputs, make_gate, register_gate
 from gess.decoding.ridge import Ridge, cross_fitted_predictions
 from gess.decoding.semantic import SemanticDecoder, momentum_align
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
 
 __all__ = ["GESSDecoder", "Decoded", "Ridge", "SemanticDecoder", "StructuralDecoder", "StructuralSpace", "GATES",
-           "GateInputs", "make_gate", "momentum_align", "cross_fitted_predictions"]
+           "GateInputs", "make_gate", "register_gate", "momentum_align", "cross_fitted_predictions"]

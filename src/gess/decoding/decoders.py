@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from gess.data.dataset import validate_fmri, voxel_statistics
 from gess.decoding.encoding import (KERNEL_MAX_TRIALS, STRUCTURAL_ALPHA_GRID, chosen_structural_selection,
                                     structural_voxels)
-from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, GateName, calibrate, make_gate
+from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, calibrate, gate_class, make_gate
 from gess.decoding.ridge import RBFKernelRidge, Ridge, RidgeFactorization, cv_folds, factorize
 from gess.decoding.semantic import SemanticDecoder
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
@@ -59,15 +59,26 @@ class GESSDecoder(BaseEstimator):
         trials; otherwise linear.
     structural_rbf_gamma, structural_rbf_alpha : the RBF kernel's width (per voxel) and alpha when they are not
         chosen on the folds (``structural_kernel="rbf"`` with a fixed ``structural_voxels``).
-    alignment, n_neighbors, reprojection, regularization, w_c : see
-        :class:`~gess.decoding.semantic.SemanticDecoder`.
-    gate : name in :data:`gess.decoding.gating.GATES`; ``gate_options`` its arguments.
+    alignment : M_c's alignment of the decoded embeddings (:class:`~gess.decoding.semantic.SemanticDecoder`):
+        "batch" (the released code: z-score the predictions with their own statistics, give them those of the
+        known embeddings), "reference" (the statistics of cross-fitted training predictions: each sample decoded
+        independently of the others) or "none".
+    n_neighbors : K, the known embeddings the re-projection onto the manifold reads (released: 5).
+    reprojection : the re-projection onto the manifold of known embeddings: "released" (affine weights, a
+        penalty toward the nearest neighbour), "lle" (ridge on the local Gram matrix) or "none".
+    regularization : the re-projection's: 10 for "released" (the released value), a relative ridge (e.g. 1e-3)
+        for "lle"; None: that default.
+    w_c : c = w_c * re-projected + (1 - w_c) * c' (released: 1).
+    gate : M_g, the name of a registered gate (:data:`gess.decoding.gating.GATES`; a plug-in adds one with
+        :func:`~gess.decoding.gating.register_gate`).
+    gate_options : the gate's constructor arguments (a mapping; e.g. {"calibration": "minmax"}).
     cv_folds : folds of the cross-fitted training predictions used for
         calibration and reference alignment.
     structural_decoder : M_s as a ridge (``"ridge"``, fast) or as Beliy et al.'s
         self-supervised encoder-decoder (``"self-supervised"``, the paper's experiments;
-        :mod:`gess.decoding.selfsupervised`); ``self_supervised`` its
-        :class:`~gess.decoding.selfsupervised.SelfSupervisedOptions`.
+        :mod:`gess.decoding.selfsupervised`).
+    self_supervised : the self-supervised M_s's
+        :class:`~gess.decoding.selfsupervised.SelfSupervisedOptions` (a mapping; ``gess fit --ss-*``).
     device : torch device of the fitting ("cpu", "cuda"); None: the process device
         (:func:`gess.device.get_device`, ``GESS_DEVICE``).
 
@@ -98,7 +109,7 @@ class GESSDecoder(BaseEstimator):
                  structural_rbf_alpha: float = 0.1,
                  alignment: Literal["batch", "reference", "none"] = "batch", n_neighbors: int = 5,
                  reprojection: Literal["released", "lle", "none"] = "released",
-                 regularization: float | None = None, w_c: float = 1.0, gate: GateName = DEFAULT_GATE,
+                 regularization: float | None = None, w_c: float = 1.0, gate: str = DEFAULT_GATE,
                  gate_options: dict | None = None, cv_folds: int = 5,
                  structural_decoder: Literal["ridge", "self-supervised"] = "ridge", self_supervised: dict | None = None,
                  device: str | None = None):
@@ -147,6 +158,7 @@ class GESSDecoder(BaseEstimator):
         One eigendecomposition of the z-scored voxels serves M_c, M_s, every alpha of
         the grid and the cross-fitted predictions of the gate (:mod:`gess.decoding.ridge`).
         """
+        gate_class(self.gate)  # a name no gate registered is refused before any fitting
         fmri = validate_fmri(fmri, None, "training fMRI")
         embeddings = np.asarray(embeddings, np.float32)
         structure = np.asarray(structure, np.float32)

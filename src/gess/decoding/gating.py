@@ -13,7 +13,7 @@ sample's pi_c never depends on which other samples are decoded with it:
     (score - min) / (max - min) over the reference scores, clipped to [0, 1]
     (closest to the paper's "normalised to [0, 1]").
 
-Gates (``GATES``):
+Gates (``GATES``; a plug-in adds one with :func:`register_gate`):
 
 ``prediction-knn``
     Cosine similarity of the centred decoded embedding c'' to its k nearest
@@ -52,8 +52,6 @@ Gates (``GATES``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 import torch
 
@@ -62,6 +60,7 @@ from gess.decoding.encoding import (DEFAULT_ALPHAS, block_standardization, held_
                                    standardized_rows)
 from gess.errors import GessInputError
 from gess.persistence import Component
+from gess.registry import Registry
 
 CALIBRATIONS = ("conformal", "minmax")
 MIN_VOXELS = 10  # the brain gate correlates patterns over at least this many voxels (or all there are)
@@ -375,12 +374,28 @@ def _negative_residual(x: np.ndarray, z: np.ndarray, voxels: np.ndarray, coef: n
     return -((np.asarray(z, np.float64)[:, voxels] - predicted) ** 2).mean(1)
 
 
-GATES = {g.name: g for g in (PredictionKNNGate, KDEGate, VoxelKNNGate, BrainGate, BrainResidualGate)}
-GateName = Literal[tuple(GATES)]  # the closed set of gate names, for option validation
+GATES: Registry[type[Gate]] = Registry("gate")
 DEFAULT_GATE = "brain-residual"
 
 
-def make_gate(name: str = DEFAULT_GATE, **options) -> Gate:
+def register_gate(gate: type[Gate], replace: bool = False) -> type[Gate]:
+    """Make a :class:`Gate` subclass known by its ``name`` to ``GESSDecoder(gate=...)``, ``gess fit --gate`` and run
+    configs; a saved model names its gate, so the module that registers it must be imported (a plug-in) to load it."""
+    if not (isinstance(gate, type) and issubclass(gate, Gate)) or gate.name == Gate.name:
+        raise TypeError(f"register_gate takes a Gate subclass with its own name, got {gate!r}")
+    return GATES.register(gate.name, gate, replace)
+
+
+for _gate in (PredictionKNNGate, KDEGate, VoxelKNNGate, BrainGate, BrainResidualGate):
+    register_gate(_gate)
+
+
+def gate_class(name: str, source=None, field_name: str = "gate") -> type[Gate]:
+    """The registered gate called ``name``; bad input naming ``source`` and the field otherwise."""
     if name not in GATES:
-        raise GessInputError(None, "gate", f"one of {', '.join(GATES)}", repr(name))
-    return GATES[name](**options)
+        raise GessInputError(source, field_name, f"one of {', '.join(GATES)}", repr(name))
+    return GATES[name]
+
+
+def make_gate(name: str = DEFAULT_GATE, **options) -> Gate:
+    return gate_class(name)(**options)

@@ -1,5 +1,6 @@
 """Evaluation with the field's exact protocols (docs/evaluation.md); metrics live in one registry (registry.py)."""
-from gess.evaluation.identification import correlation_matrix, paired_correlation, two_way_all_pairs, two_way_random
+from gess.correlation import correlation_matrix, paired_correlation
+from gess.evaluation.identification import two_way_all_pairs, two_way_random
 from gess.evaluation.metrics import PROTOCOLS, evaluate, pixcorr, rmse_matrix, spectral_angle, ssim
 from gess.evaluation.registry import (METRICS, Metric, MetricContext, MetricUnavailable, get_metric, metrics_for,
                                       register_metric, unregister_metric)

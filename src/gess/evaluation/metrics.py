@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gess.correlation import paired_correlation
 from gess.encoders.clip import SUITE_PREPROCESSING as CLIP_SUITE_PREPROCESSING
-from gess.evaluation.identification import distinct_stimuli, paired_correlation, two_way_all_pairs, two_way_random
+from gess.evaluation.identification import distinct_stimuli, two_way_all_pairs, two_way_random
 from gess.evaluation.networks import SUITE, MetricNetwork, load_network, unavailable_reason
 from gess.evaluation.registry import (PROTOCOL_IMAGES, PROTOCOLS, SSIM_READINGS, Metric, MetricContext, MetricUnavailable,
                                       metrics_for, register_metric, resize, to_tensor)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from gess.evaluation.identification import paired_correlation
+from gess.correlation import paired_correlation
 from gess.generation.cs import TUNED_SETTINGS as TUNED_FIELDS  # the CSOptions fields the tuning sets
 from gess.generation.cs import CSOptions
 from gess.generation.generate import generate_images
