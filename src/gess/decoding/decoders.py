@@ -43,7 +43,8 @@ class GESSDecoder(BaseEstimator):
 
     Parameters
     ----------
-    alpha_semantic, alpha_structural : ridge regularisation (paper: 1000 both).
+    alpha_semantic : the ridge regularisation of M_c (paper: 1000).
+    alpha_structural : the ridge regularisation of M_s (paper: 1000).
     alphas : optional grid; when given, each ridge chooses alpha by 5-fold CV.
     structural_voxels : M_s reads only this many voxels, those an encoding model of the structural targets
         predicts best on held-out folds of the training trials; ``"all"`` (or None): every voxel, at
