@@ -13,7 +13,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src"
 BASE = {"errors", "registry", "parallel", "weights", "io", "persistence", "options", "device", "plugins", "progress",
         "cache", "checkpoint", "manifest", "split", "correlation", "baselines"}
 STAGES = ["data", "encoders", "decoding", "generation", "evaluation", "report"]  # in the order data flows
-FLOOR = {"api", "featurecache", "folds"}  # in-memory work across stages, below the stage layer
+FLOOR = {"api", "featurecache", "folds"}  # in-memory work across the stages, between them and the top
 TOP = {"stages", "runconfig", "run", "cli", "clidoc", ""}  # "" is the package itself, gess/__init__.py
 
 
@@ -32,7 +32,9 @@ def _imported(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module == "gess":  # from gess import stages: the module
             names.update(f"gess.{alias.name}" if _is_module(alias.name) else "gess" for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level:  # gess imports absolutely, so this test sees them all
+            raise AssertionError(f"{path}:{node.lineno}: a relative import; write it as `from gess... import`")
+        elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
@@ -61,6 +63,7 @@ MODULES = sorted(SOURCE.joinpath("gess").rglob("*.py"))
 
 
 def test_every_module_has_a_place():
+    assert len(MODULES) > 50, f"found {len(MODULES)} modules under {SOURCE}"
     for path in MODULES:
         _rank(_unit(_module_name(path)))
 

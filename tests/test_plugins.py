@@ -82,11 +82,36 @@ def test_a_gate_from_a_plugin_fits_saves_and_decodes_through_the_command_line(tm
     pi_c = np.load(tmp_path / "decoded" / "decoded.npz")["pi_c"]
     assert pi_c.shape == (4,) and ((pi_c > 0) & (pi_c <= 1)).all()
 
+    from gess.decoding.gating import GATES
+
+    registered = GATES.pop("toy-centre-distance")  # as in a session that did not load the plug-in
+    try:
+        code, err = run_cli(["decode", "--model", tmp_path / "model", "--data", data, "--out", tmp_path / "d2"], capsys)
+    finally:
+        GATES["toy-centre-distance"] = registered
+    assert code == 2 and "config.json" in err and "gate.name" in err and "GESS_PLUGINS" in err, err
+    assert len(err.strip().splitlines()) == 1
+
     config = {"dataset": {"path": str(data)}, "decoder": {"gate": "no-such-gate"}}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     code, err = run_cli(["run", tmp_path / "run.yaml", "--out", tmp_path / "run"], capsys)
     assert code == 2 and "decoder.gate" in err and "toy-centre-distance" in err and "'no-such-gate'" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("options,needles", [('{"scal": 2}', ["--gate-options", "gate_options.scal", "scale"]),
+                                             ('{"calibration": "rank"}', ["gate_options.calibration", "conformal"])])
+def test_bad_gate_options_exit_2_before_any_data_is_read(tmp_path, capsys, toy_plugin, options, needles):
+    code, err = run_cli(["fit", "--data", tmp_path / "never-read.mat", "--out", tmp_path / "model", "--gate",
+                         "toy-centre-distance", "--gate-options", options], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and all(n in err for n in needles), err
+    assert not (tmp_path / "model").exists()
+    config = {"dataset": {"path": str(tmp_path / "never-read.mat")},
+              "decoder": {"gate": "toy-centre-distance", "gate_options": json.loads(options)}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    code, err = run_cli(["run", tmp_path / "run.yaml", "--out", tmp_path / "run"], capsys)
+    assert code == 2 and "decoder.gate_options." in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_registering_a_gate_needs_a_named_gate_class():

@@ -14,7 +14,7 @@ try:  # Ctrl-C while the modules load (`gess` imports this first): the documente
     from gess.data.extra import ExtraImages
     from gess.data.nsd_prepare import NSDPrepareOptions
     from gess.decoding import GESSDecoder
-    from gess.decoding.gating import DEFAULT_GATE, gate_class
+    from gess.decoding.gating import DEFAULT_GATE, check_gate
     from gess.decoding.selfsupervised import SelfSupervisedOptions
     from gess.decoding.structural import StructureOptions
     from gess.encoders import DEFAULT_ENCODER
@@ -88,7 +88,8 @@ def fit(
     if extra_images is not None and options.get("structural_decoder") != "self-supervised":
         raise GessInputError(extra_images, "--extra-images", "--structural-decoder self-supervised (only it learns "
                              "from images without fMRI)", f"--structural-decoder {options.get('structural_decoder', 'ridge')}")
-    gate_class(options.get("gate", DEFAULT_GATE), config if "gate" not in decoder_flags else "--gate")
+    gate_source = "--gate-options" if "gate_options" in decoder_flags else "--gate" if "gate" in decoder_flags else config
+    check_gate(options.get("gate", DEFAULT_GATE), options.get("gate_options"), gate_source)
     structure = build(StructureOptions, structure_flags, "--structure-*")
     from gess.io import claim_output_dir
 

@@ -31,7 +31,7 @@ def render() -> str:
             if p.name == "help":
                 continue
             flag = " / ".join(f"`{o}`" for o in p.opts + list(getattr(p, "secondary_opts", [])))
-            text = (getattr(p, "help", None) or "").replace("|", "\\|").replace("\n", " ")
+            text = (getattr(p, "help", None) or "").replace("\\[", "[").replace("|", "\\|").replace("\n", " ")  # rich's escape
             lines.append(f"| {flag} | {text} |")
 
     def walk(cmd, path):

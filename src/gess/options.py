@@ -103,29 +103,33 @@ def _mentions_float(annotation) -> bool:
     return annotation is float or any(_mentions_float(a) for a in get_args(annotation))
 
 
-_MODULE_ROLE = re.compile(r":mod:`([^`]+)`")  # a module keeps its whole dotted name
-_ROLE = re.compile(r":[a-z]+:`~?(?:[\w.]+\.)?([^`]+)`")
+_MODULE_ROLE = re.compile(r":(?:py:)?mod:`([^`]+)`")  # a module keeps its whole dotted name
+_ROLE = re.compile(r":(?:\w+:)*\w+:`~?(?:[^`<]*<)?(?:[\w.]+\.)?([^`>]+)>?`")  # :class:`~a.B` -> B, :func:`t <a.f>` -> f
 
 
 def parameter_help(cls) -> dict[str, str]:
     """Each constructor parameter's text in ``cls``'s numpydoc "Parameters" section (``a, b : text`` and its
     indented continuation lines), as plain text: what a flag generated from the signature says about itself."""
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
-    if "Parameters" not in lines:
+    lines = [line.rstrip() for line in (inspect.getdoc(cls) or "").splitlines()]
+
+    def heading(i: int) -> bool:  # a numpydoc section title: a line underlined with dashes
+        return i + 1 < len(lines) and bool(lines[i].strip()) and set(lines[i + 1].strip()) == {"-"}
+
+    if "Parameters" not in lines or not heading(lines.index("Parameters")):
         return {}
     helps: dict[str, str] = {}
     names: list[str] = []
-    for line in lines[lines.index("Parameters") + 2:]:
-        if not line.strip() or (line == line.lstrip() and " : " not in line):
-            break  # the section ends at a blank line or at a heading
-        if line == line.lstrip():
+    i = lines.index("Parameters") + 2
+    while i < len(lines) and not heading(i):
+        line = lines[i]
+        if line and line == line.lstrip():  # an entry: "a, b : text", or a name alone
             head, _, text = line.partition(" : ")
             names = [n.strip() for n in head.split(",")]
+            helps.update({name: text.strip() for name in names})
+        elif line:
             for name in names:
-                helps[name] = text.strip()
-        else:
-            for name in names:
-                helps[name] += " " + line.strip()
+                helps[name] = f"{helps[name]} {line.strip()}".strip()
+        i += 1
     return {name: _ROLE.sub(r"\1", _MODULE_ROLE.sub(r"\1", text)).replace("``", "") for name, text in helps.items()}
 
 
@@ -382,7 +386,7 @@ def flags_from(target, param: str, prefix: str = "", skip: tuple[str, ...] = ())
             help_text = s.help or f"{target.__name__}.{s.name}"
             default_text = s.default if s.default is not _NO_DEFAULT else None
             params.append(inspect.Parameter(arg, inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[kind],
-                                            default=typer.Option(None, flag, help=f"{help_text} [default: {default_text}]",
+                                            default=typer.Option(None, flag, help=f"{help_text} \\[default: {default_text}]",
                                                                  show_default=False)))
 
         @functools.wraps(command)

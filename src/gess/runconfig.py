@@ -23,7 +23,7 @@ from typing import Literal
 from gess.data import FORMATS
 from gess.data.simulated import ImagePool, SimulatedFMRIModel
 from gess.decoding import GESSDecoder
-from gess.decoding.gating import DEFAULT_GATE, gate_class
+from gess.decoding.gating import DEFAULT_GATE, check_gate
 from gess.decoding.structural import StructureOptions
 from gess.encoders import DEFAULT_ENCODER
 from gess.errors import GessInputError
@@ -125,7 +125,7 @@ def load_run_config(path: str | Path | dict) -> RunConfig:
         raise GessInputError(source, "dataset", "a dataset section (path or simulated)", "nothing")
     cfg = build(RunConfig, data, source)
     validated_kwargs(GESSDecoder, cfg.decoder, source, "decoder")
-    gate_class(cfg.decoder.get("gate", DEFAULT_GATE), source, "decoder.gate")
+    check_gate(cfg.decoder.get("gate", DEFAULT_GATE), cfg.decoder.get("gate_options"), source, "decoder.gate")
     if cfg.dataset.path is None and cfg.dataset.simulated is None:
         raise GessInputError(source, "dataset", "either dataset.path or dataset.simulated", "neither")
     if cfg.dataset.simulated is not None:

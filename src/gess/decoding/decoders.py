@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from gess.data.dataset import validate_fmri, voxel_statistics
 from gess.decoding.encoding import (KERNEL_MAX_TRIALS, STRUCTURAL_ALPHA_GRID, chosen_structural_selection,
                                     structural_voxels)
-from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, calibrate, gate_class, make_gate
+from gess.decoding.gating import DEFAULT_GATE, Gate, GateInputs, GATES, calibrate, check_gate, make_gate
 from gess.decoding.ridge import RBFKernelRidge, Ridge, RidgeFactorization, cv_folds, factorize
 from gess.decoding.semantic import SemanticDecoder
 from gess.decoding.structural import StructuralDecoder, StructuralSpace
@@ -159,7 +159,7 @@ class GESSDecoder(BaseEstimator):
         One eigendecomposition of the z-scored voxels serves M_c, M_s, every alpha of
         the grid and the cross-fitted predictions of the gate (:mod:`gess.decoding.ridge`).
         """
-        gate_class(self.gate)  # a name no gate registered is refused before any fitting
+        check_gate(self.gate, self.gate_options)  # an unregistered gate or bad options: refused before any fitting
         fmri = validate_fmri(fmri, None, "training fMRI")
         embeddings = np.asarray(embeddings, np.float32)
         structure = np.asarray(structure, np.float32)
@@ -393,6 +393,11 @@ class GESSDecoder(BaseEstimator):
             self.structural_ = StructuralDecoder(self.alpha_structural, self.alphas).load_state(
                 unnest("structural", arrays), config["alpha_structural_used"], config["structure_shape"])
         self.alpha_structural_used_ = config["alpha_structural_used"]
+        gate_name = config["gate"].get("name")
+        if gate_name not in GATES:  # a plug-in's gate: the model needs the module that registers it
+            raise GessInputError(Path(directory) / CONFIG_NAME, "gate.name", f"a registered gate ({', '.join(GATES)}); a "
+                                 "plug-in's gate needs its module in $GESS_PLUGINS or a gess.plugins entry point",
+                                 repr(gate_name))
         self.gate_ = Gate.from_state(config["gate"], unnest("gate", arrays))
         trust = unnest("trust", arrays)
         self.trust_ = BrainConsistency.from_state(config["trust"], trust) if trust and "trust" in config else None

@@ -59,7 +59,7 @@ from gess.decoding.ridge import cv_folds
 from gess.decoding.encoding import (DEFAULT_ALPHAS, block_standardization, held_out_voxel_correlation, pooled_structure,
                                    standardized_rows)
 from gess.errors import GessInputError
-from gess.persistence import Component
+from gess.persistence import Component, init_params
 from gess.registry import Registry
 
 CALIBRATIONS = ("conformal", "minmax")
@@ -399,3 +399,20 @@ def gate_class(name: str, source=None, field_name: str = "gate") -> type[Gate]:
 
 def make_gate(name: str = DEFAULT_GATE, **options) -> Gate:
     return gate_class(name)(**options)
+
+
+def check_gate(name: str, options: dict | None = None, source=None, field_name: str = "gate") -> Gate:
+    """The gate ``name`` built with ``options``, refused as bad input naming ``source`` and the field (an unknown
+    name, an argument its constructor does not take, an unknown calibration) before any fitting."""
+    cls = gate_class(name, source, field_name)
+    options = dict(options or {})
+    taken = init_params(cls)
+    unknown = [key for key in options if key not in taken]
+    if unknown:
+        raise GessInputError(source, f"{field_name}_options.{unknown[0]}", f"an argument of the {name} gate "
+                             f"({', '.join(taken)})", repr(unknown[0]))
+    gate = cls(**options)
+    if gate.calibration not in CALIBRATIONS:
+        raise GessInputError(source, f"{field_name}_options.calibration", f"one of {', '.join(CALIBRATIONS)}",
+                             repr(gate.calibration))
+    return gate

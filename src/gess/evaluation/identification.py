@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gess.correlation import correlation_matrix
+from gess.correlation import correlation_matrix, paired_correlation
+
+__all__ = ["correlation_matrix", "paired_correlation", "distinct_stimuli", "two_way_all_pairs", "two_way_random"]
 
 
 def distinct_stimuli(images: np.ndarray) -> np.ndarray:
