@@ -211,6 +211,29 @@ def test_prepare_resumes_without_rereading_finished_sessions(tmp_path, monkeypat
         assert manifest["files"][name]["sha256"] == entry["sha256"], name
 
 
+def test_a_finished_preparation_is_kept_and_another_plan_for_it_refused(tmp_path, monkeypatch):
+    import dataclasses
+
+    import gess.data.nsd_prepare as prep
+    from gess.errors import GessInputError
+
+    write_release(tmp_path / "nsd")
+    out = tmp_path / "prepared"
+    opts = prep.NSDPrepareOptions(subject=SUBJECT, sessions=SESSIONS, image_size=8)
+    manifest = prep.prepare_nsd(tmp_path / "nsd", out, opts, progress=False)
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    read = []
+    real = prep.read_session
+    monkeypatch.setattr(prep, "read_session", lambda path, mask: read.append(path.name) or real(path, mask))
+    assert prep.prepare_nsd(tmp_path / "nsd", out, opts, progress=False) == manifest
+    assert read == [] and {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps  # nothing redone
+    other = dataclasses.replace(opts, test_set="three-repeats" if opts.test_set != "three-repeats" else "seen-once")
+    with pytest.raises(GessInputError, match="manifest.json.*another directory"):
+        prep.prepare_nsd(tmp_path / "nsd", out, other, progress=False)
+    assert read == [] and {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    assert not list(out.glob("*.partial")) and not list(out.glob("*.tmp"))
+
+
 @pytest.mark.parametrize("fault", ["missing session", "mask shape", "no such subject", "truncated hdf5",
                                    "fewer sessions than the default", "old test-set name", "no sessions",
                                    "empty test set"])

@@ -328,6 +328,13 @@ def _undo_if_empty(directory: Path, lock: Path | None, created: bool) -> None:
             pass  # another process's lock is still there
 
 
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    """``np.save`` written atomically (no pickled objects)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array), allow_pickle=False)
+
+
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """``np.savez`` written atomically (no pickled objects)."""
     with atomic_path(path) as tmp:

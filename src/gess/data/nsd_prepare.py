@@ -45,7 +45,7 @@ from typing import Literal
 import numpy as np
 
 from gess.errors import GessInputError
-from gess.io import claim_output_dir, exclusive_lock, read_json, write_json
+from gess.io import claim_output_dir, exclusive_lock, read_json, save_npy, write_json
 from gess.options import AT_LEAST_1, Options
 
 BETA_SCALE = 300.0  # int16 betas / 300 = percent signal change (NSD data manual)
@@ -306,10 +306,13 @@ def _prepare(release: NSDRelease, out: Path, opts: NSDPrepareOptions, console, p
     sub = opts.subject
     start_time = time.time()
     plan = _plan(release, opts, console)
+    finished = _finished(out, plan, opts)
+    if finished is not None:
+        return finished
     trials_path = _read_sessions(release, out, plan, opts, progress_bar)
     trials = np.load(trials_path, mmap_mode="r")
     ids = plan.trial_ids[:len(trials)]
-    np.save(out / f"nsd_trials_ids_sub{sub}.npy", np.array([f"nsd-{i:05d}" for i in ids]))
+    save_npy(out / f"nsd_trials_ids_sub{sub}.npy", np.array([f"nsd-{i:05d}" for i in ids]))
     sides, unique, counts = split_images(ids, plan.shared, opts.test_set)
     for side, images in sides.items():
         if not len(images):
@@ -318,20 +321,48 @@ def _prepare(release: NSDRelease, out: Path, opts: NSDPrepareOptions, console, p
     dtype = np.float16 if opts.dtype == "float16" else np.float32
     for side, images in sides.items():
         _write_side(out, sub, side, images, ids, trials, dtype, opts.image_size, release.stimuli, counts, unique)
-    if not opts.keep_trials:
-        trials_path.unlink()
-        (out / f"nsd_trials_ids_sub{sub}.npy").unlink()
     n_sessions = plan.record["sessions"]
+    dropped = set() if opts.keep_trials else set(_trial_files(out, sub))
     manifest = {**plan.record, "sessions_present": plan.found, "test_set": opts.test_set, "trials": int(len(trials)),
                 "train_images": int(len(sides["train"])), "test_images": int(len(sides["test"])),
                 "test_trials": int(np.isin(ids, sides["test"]).sum()), "seconds": round(time.time() - start_time, 1),
                 "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-                          for p in sorted(out.glob("nsd_*.npy"))}}
+                          for p in sorted(out.glob("nsd_*.npy")) if p not in dropped}}
+    n_trials = len(trials)
+    del trials  # the memory map closed before its file goes
+    # the manifest first: a run killed after it finds the preparation finished and drops the trials it left
     write_json(out / "manifest.json", manifest)
     (out / "progress.json").unlink(missing_ok=True)
+    for path in dropped:
+        path.unlink(missing_ok=True)
     if console is not None:
-        console.print(f"NSD subject {sub}: {len(trials)} trials of {n_sessions} sessions, {plan.record['voxels']} voxels, "
+        console.print(f"NSD subject {sub}: {n_trials} trials of {n_sessions} sessions, {plan.record['voxels']} voxels, "
                       f"{len(sides['train'])} training and {len(sides['test'])} test images ({opts.test_set}) -> {out}")
+    return manifest
+
+
+def _trial_files(out: Path, sub: int) -> list[Path]:
+    """The all-trials array and its ids (kept only with ``keep_trials``)."""
+    return [out / f"nsd_trials_fmri_sub{sub}.npy", out / f"nsd_trials_ids_sub{sub}.npy"]
+
+
+def _finished(out: Path, plan: _Plan, opts: NSDPrepareOptions) -> dict | None:
+    """The manifest of a finished preparation of the same plan (nothing is redone); refused for another plan."""
+    path = out / "manifest.json"
+    if not path.is_file():
+        return None
+    manifest = read_json(path)
+    done = {key: manifest.get(key) for key in plan.record}
+    if done != plan.record:
+        raise GessInputError(path, "options", f"{done} (a finished preparation; prepare into another directory, or "
+                             "delete this one, to change them)", str(plan.record))
+    missing = [name for name in manifest.get("files", {}) if not (out / name).is_file()]
+    if missing:
+        raise GessInputError(path, "files", "every file this finished preparation lists (delete the directory to "
+                             "prepare it again)", f"{missing[0]} missing")
+    if not opts.keep_trials:
+        for leftover in _trial_files(out, opts.subject):
+            leftover.unlink(missing_ok=True)
     return manifest
 
 
@@ -360,11 +391,11 @@ def _write_side(out: Path, sub: int, side: str, images: np.ndarray, trial_ids: n
     stim_path = out / f"nsd_{side}_stim_sub{sub}.npy"
     if not stim_path.is_file():
         _write_stimuli(stim_path, images, stimuli, side_px)
-    np.save(out / f"nsd_{side}_ids_sub{sub}.npy", np.array([f"nsd-{i:05d}" for i in images]))
-    np.save(out / f"nsd_{side}_nsd73k_sub{sub}.npy", images.astype(np.int64))
+    save_npy(out / f"nsd_{side}_ids_sub{sub}.npy", np.array([f"nsd-{i:05d}" for i in images]))
+    save_npy(out / f"nsd_{side}_nsd73k_sub{sub}.npy", images.astype(np.int64))
     index = {int(u): c for u, c in zip(unique, counts)}
-    np.save(out / f"nsd_{side}_repeats_sub{sub}.npy", np.array([index[int(i)] for i in images], np.int64))
-    np.save(out / f"nsd_{side}_brain_diffuser_order_sub{sub}.npy", first_shown_order(images, trial_ids))
+    save_npy(out / f"nsd_{side}_repeats_sub{sub}.npy", np.array([index[int(i)] for i in images], np.int64))
+    save_npy(out / f"nsd_{side}_brain_diffuser_order_sub{sub}.npy", first_shown_order(images, trial_ids))
 
 
 def _write_stimuli(path: Path, images: np.ndarray, stimuli: Path, side: int, block: int = 64) -> None:
