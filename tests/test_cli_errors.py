@@ -292,8 +292,18 @@ def test_processes_below_one_exit_2(capsys, argv):
     assert_one_line_error(code, err, "--processes", "at least 1")
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "four", "2.5"])
+@pytest.mark.parametrize("value", ["0", "-1", "four", "2.5", "\u00b2"])
 def test_bad_gess_threads_exits_2_naming_it(capsys, monkeypatch, value):
     monkeypatch.setenv("GESS_THREADS", value)
     code, err = run_cli(["split", "--help"], capsys)
     assert_one_line_error(code, err, "GESS_THREADS", "at least 1", repr(value))
+
+
+def test_a_run_refused_on_its_data_leaves_no_output_folder(tmp_path, capsys):
+    import yaml
+
+    (tmp_path / "broken.mat").write_bytes(b"not a MATLAB file")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"dataset": {"path": str(tmp_path / "broken.mat")}}))
+    code, err = run_cli(["run", tmp_path / "run.yaml", "--out", tmp_path / "run"], capsys)
+    assert_one_line_error(code, err, "broken.mat")
+    assert not (tmp_path / "run").exists()

@@ -70,7 +70,7 @@ def default_threads() -> int:
     """
     text = os.environ.get("GESS_THREADS", "").strip()
     if text:
-        if not text.isdigit() or int(text) < 1:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:  # "²" is a digit to str.isdigit
             from gess.errors import GessInputError
 
             raise GessInputError("GESS_THREADS", None, "a whole number of threads, at least 1", repr(text))

@@ -43,8 +43,9 @@ class RunResult:
 def run(cfg: RunConfig | str | Path | dict, out: str | Path, console=None) -> dict:
     """Every stage the config names, cached by content, then ``out/report.html``. Returns the summary."""
     cfg = cfg if isinstance(cfg, RunConfig) else load_run_config(cfg)
-    out = claim_output_dir(out, "run")  # a folder of the user's own files is refused, never overwritten
-    out.mkdir(parents=True, exist_ok=True)
+    # a folder of the user's own files is refused, never overwritten; the folder itself appears with the first
+    # file written into it, so a run refused on its data leaves nothing behind
+    out = claim_output_dir(out, "run")
     t0 = time.time()
     os.environ.setdefault("GESS_DEVICE", cfg.device)
     shard = current_shard()  # under a launcher: the main process fits and trains, every process reconstructs its share
