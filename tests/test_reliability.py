@@ -197,9 +197,13 @@ def test_a_second_writer_is_refused_naming_the_lock(tmp_path, capsys):
     write_mat(data)
     ok(["fit", "--data", data, "--out", tmp_path / "m"])
     out = tmp_path / "recon"
-    with exclusive_lock(out):
+    ok(["reconstruct", "--model", tmp_path / "m", "--data", data, "--method", "structure", "--out", out])
+    before = (out / "manifest.json").read_bytes()
+    with exclusive_lock(out):  # a multi-process job rewriting this folder, its process 1 with nothing recorded yet
+        (out / "manifest.part1.json").write_text("[]")
         code, err = run_cli(["reconstruct", "--model", tmp_path / "m", "--data", data, "--method", "structure",
                              "--out", out], capsys)
+        assert (out / "manifest.part1.json").is_file() and (out / "manifest.json").read_bytes() == before  # untouched
     assert_one_line_error(code, err, ".gess.lock", "another gess process")
     ok(["reconstruct", "--model", tmp_path / "m", "--data", data, "--method", "structure", "--out", out])
     assert len(json.loads((out / "manifest.json").read_text())) == 4

@@ -258,10 +258,11 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
         _check_generator_given(generator, method)
     shard = current_shard()
     claim_output_dir(job.out, "reconstruction", clean=shard.is_main)
-    if shard.is_main and job.manifest.has_parts():
-        job.manifest.merge_parts(ids)  # an interrupted multi-process run: its parts, before new ones are written
-    shard.wait()  # leftovers are gone and old parts merged before anyone writes
+    # the lock first: a second job on this folder is refused before it touches the running one's manifest parts
     with exclusive_lock(job.out, name=".gess.lock" if shard.is_main else f".gess.lock.{shard.index}"):
+        if shard.is_main and job.manifest.has_parts():
+            job.manifest.merge_parts(ids)  # an interrupted multi-process run: its parts, before new ones are written
+        shard.wait()  # leftovers are gone and old parts merged before anyone writes
         if method in BASELINE_METHODS:
             return _write_baseline(job, shard, needs_generator)
         return _generate(job, shard)
