@@ -105,6 +105,41 @@ def test_killed_group_resumes_with_another_process_count(tmp_path):
     assert not [p for p in (tmp_path / "killed").iterdir() if p.name.endswith(".tmp") or p.name.startswith("manifest.part")]
 
 
+def _processes_writing(out) -> list[int]:
+    """The pids of processes whose command line names ``out``."""
+    pids = []
+    for proc in os.listdir("/proc"):
+        try:
+            if proc.isdigit() and str(out).encode() in open(f"/proc/{proc}/cmdline", "rb").read():
+                pids.append(int(proc))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process table from /proc")
+def test_a_sigterm_to_the_group_parent_stops_every_worker_cleanly(tmp_path):
+    """Also the first sharded run on a cold cache: the CS tuning's main-process-first order (it once met the other
+    process's wait with a barrier of its own, and read a feature file not yet written)."""
+    data = pixel_setup(tmp_path, n_test=8)
+    out = tmp_path / "stopped"
+    log = open(tmp_path / "stderr.txt", "w")  # a file, not a pipe: nobody reads the workers' output while they run
+    parent = subprocess.Popen([sys.executable, "-m", "gess.cli", "--processes", "2",
+                               *map(str, reconstruct_args(tmp_path, data, out, steps=60))],
+                              stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "GESS_THREADS": "1"})
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(out.glob("*.png")):
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGTERM)  # the parent alone, as a scheduler pre-empting the job would
+    parent.wait(timeout=120)
+    log.close()
+    err = (tmp_path / "stderr.txt").read_text()
+    assert parent.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err, err[-2000:]
+    assert not _processes_writing(out), "a worker outlived its group's parent"
+    assert 0 < len(list(out.glob("*.png"))) < 8, "the stop landed before or after the work; nothing was tested"
+
+
 def test_gess_run_under_two_processes_matches_one(tmp_path, session_cache):
     import yaml
 

@@ -684,6 +684,20 @@ def test_ctrl_c_while_plugins_load_is_the_interrupted_line(monkeypatch, capsys):
     assert code == 130 and err.strip().splitlines() == ["gess: interrupted; finished outputs are kept and a re-run resumes"]
 
 
+def test_ctrl_c_inside_a_command_is_the_interrupted_line(tmp_path, monkeypatch, capsys):
+    """typer turns a KeyboardInterrupt inside a command into a bare status 130; gess still says what happened."""
+    import gess.stages
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    monkeypatch.setattr(gess.stages, "fit_decoders", interrupted)
+    code, err = run_cli(["fit", "--data", data, "--out", tmp_path / "m"], capsys)
+    assert code == 130 and err.strip().splitlines()[-1] == "gess: interrupted; finished outputs are kept and a re-run resumes"
+
+
 def test_an_error_naming_a_path_with_a_newline_stays_one_line(tmp_path, capsys):
     odd = tmp_path / "two\nlines.mat"
     code, err = run_cli(["fit", "--data", odd, "--out", tmp_path / "m"], capsys)

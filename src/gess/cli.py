@@ -388,11 +388,15 @@ def _main(argv: list[str] | None) -> None:
         load_plugins()
         _relaunch(argv)
         result = app(args=argv, standalone_mode=False, prog_name="gess")
+        if result == 130:  # typer turns a KeyboardInterrupt inside a command into a bare status 130
+            print(INTERRUPTED, file=sys.stderr)
         sys.exit(result if isinstance(result, int) else 0)
     except GessInputError as exc:
         _error(str(exc))
         sys.exit(2)
     except (click.exceptions.Exit, typer.Exit) as exc:
+        if exc.exit_code == 130:
+            print(INTERRUPTED, file=sys.stderr)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         print(INTERRUPTED, file=sys.stderr)

@@ -10,8 +10,10 @@ resumed run re-forms the same batches.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -58,7 +60,8 @@ def current_shard() -> Shard:
 def launch_processes(n: int, argv: list[str]) -> int:
     """``gess --processes N ...``: start N workers of the same command on this machine (gloo), wait for all.
 
-    Returns the worst exit status. Each worker is an ordinary process of the launched
+    Returns the worst exit status (a worker killed by signal N counts as 128 + N). A SIGTERM to this
+    parent is passed on to every worker, which stop as on Ctrl-C. Each worker is an ordinary process of the launched
     group (RANK, WORLD_SIZE, MASTER_ADDR/PORT), as ``accelerate launch`` would start it.
     """
     import socket
@@ -67,12 +70,32 @@ def launch_processes(n: int, argv: list[str]) -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     procs = []
-    for rank in range(n):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(n),
-               "LOCAL_WORLD_SIZE": str(n), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "gess.cli", *argv], env=env))
-    codes = [p.wait() for p in procs]
-    return max(codes, key=abs)
+
+    def forward(signum, frame):  # a SIGTERM for the group's parent (a pre-empted job) stops every worker cleanly
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    main_thread = threading.current_thread() is threading.main_thread()  # signal handlers can only be set there
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward)} if main_thread else {}
+    try:
+        for rank in range(n):
+            env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(n),
+                   "LOCAL_WORLD_SIZE": str(n), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+            procs.append(subprocess.Popen([sys.executable, "-m", "gess.cli", *argv], env=env))
+        if main_thread:  # only now: an ignored SIGINT would be inherited, and workers could not be stopped by Ctrl-C
+            # Ctrl-C reaches the workers from the terminal themselves; the parent waits for them to stop
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        codes = [p.wait() for p in procs]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return max(exit_status(code) for code in codes)
+
+
+def exit_status(returncode: int) -> int:
+    """A worker's status as a shell reports it: a death by signal N is 128 + N (Popen gives -N)."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def main_first(shard: Shard, work):

@@ -52,7 +52,7 @@ from gess.generation.sampling import candidate_mean, candidate_seed, guidance_sc
 from gess.generation.train import TrainOptions, resume_options, train_pixel_prior
 from gess.io import claim_output_dir, exclusive_lock, read_json, write_json
 from gess.manifest import CANDIDATES_DIR, Manifest, read_png, write_png
-from gess.parallel import Shard, current_shard
+from gess.parallel import Shard, current_shard, main_first
 from gess.progress import log
 from gess.report.build import write_report
 from gess.weights import is_hub_id
@@ -368,9 +368,12 @@ def _tunable(job: ReconstructionJob) -> ReconstructionJob:
 
 def _tuned(job: ReconstructionJob, backend, shard: Shard) -> tuple[ReconstructionJob, dict]:
     """The job with the CS settings, then the number of candidates, chosen on held-out training folds (as asked):
-    the main process tunes, the others read its cached choice."""
-    if not shard.is_main:
-        shard.wait()
+    the main process tunes alone (nothing inside is sharded, so no barrier of its own meets the others' wait), then
+    the others read its cached choice."""
+    return main_first(shard, lambda: _tune(job, backend))
+
+
+def _tune(job: ReconstructionJob, backend) -> tuple[ReconstructionJob, dict]:
     tuning = {}
     # the decoders refitted on held-out training folds, once for both tunings and only on a cache miss
     folds = functools.cache(lambda: held_out_fold_outputs(job.decoder, job.dataset.train, job.cs.tune_folds,
@@ -387,8 +390,6 @@ def _tuned(job: ReconstructionJob, backend, shard: Shard) -> tuple[Reconstructio
                                                                  job.console, folds)
         job = replace(job, sampling=replace(job.sampling, candidates=n, candidate_reduction=reduction))
         tuning = {**tuning, "candidates": record}
-    if shard.is_main:
-        shard.wait()
     return job, tuning
 
 
