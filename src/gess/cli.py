@@ -369,8 +369,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _main(argv)
     except KeyboardInterrupt:  # at any point: start-up, plugin loading, argument parsing, an error's report
+        _exit(130)
+
+
+def _exit(status: int) -> None:
+    """Exit with ``status``; 130 (interrupted, however it arrived) says so in its one line."""
+    if status == 130:
         print(INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+    sys.exit(status)
 
 
 def _error(text: str) -> None:
@@ -388,19 +394,14 @@ def _main(argv: list[str] | None) -> None:
         load_plugins()
         _relaunch(argv)
         result = app(args=argv, standalone_mode=False, prog_name="gess")
-        if result == 130:  # typer turns a KeyboardInterrupt inside a command into a bare status 130
-            print(INTERRUPTED, file=sys.stderr)
-        sys.exit(result if isinstance(result, int) else 0)
+        _exit(result if isinstance(result, int) else 0)  # typer returns a KeyboardInterrupt in a command as 130
     except GessInputError as exc:
         _error(str(exc))
         sys.exit(2)
     except (click.exceptions.Exit, typer.Exit) as exc:
-        if exc.exit_code == 130:
-            print(INTERRUPTED, file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
-        print(INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+        _exit(130)
     except usage_errors as exc:  # a wrong flag or flag value: one line, like every bad input
         _error(exc.format_message())
         sys.exit(2)
