@@ -378,6 +378,49 @@ def test_progress_is_logged_when_stderr_is_not_a_terminal(capsys, monkeypatch):
     assert "work: 1/3" in err and "work: 3/3" in err and "/s" in err
 
 
+def test_the_progress_bar_draws_on_the_terminal_when_stdout_is_a_file(capsys, monkeypatch):
+    import io
+
+    import gess.progress as progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)  # stdout stays captured, as a file would be
+    assert list(progress.progress_bar(range(3), "work")) == [0, 1, 2]
+    assert "work" in terminal.getvalue() and "3/3" in terminal.getvalue()
+    assert capsys.readouterr().out == ""
+
+
+def test_a_command_on_a_terminal_draws_its_bar_there_and_exits_0(tmp_path):
+    """A real pseudo-terminal on stderr, stdout redirected to a file (rich's speed is None at the first refresh:
+    the bar once crashed every interactive command)."""
+    import pty
+
+    photos = _photos(tmp_path / "photos")
+    leader, follower = pty.openpty()
+    with open(tmp_path / "stdout.txt", "w") as stdout:
+        done = subprocess.run([sys.executable, "-m", "gess.cli", "prior", "train", "--images", str(photos), "--out",
+                               str(tmp_path / "p"), "--steps", "3", "--batch-size", "2", "--image-size", "8",
+                               "--block-out-channels", "[8]"], stdout=stdout, stderr=follower, timeout=300)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: everything was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert done.returncode == 0, shown.decode(errors="replace")[-2000:]
+    assert b"training prior" in shown and b"Traceback" not in shown
+    assert "training prior" not in (tmp_path / "stdout.txt").read_text()
+
+
 def test_threads_flag_and_default(monkeypatch):
     import torch
 
@@ -517,6 +560,94 @@ def test_the_marker_names_the_kind_and_older_outputs_are_adopted(tmp_path, capsy
     (tmp_path / "r" / MARKER).unlink()  # as an older gess left it: adopted by its manifest's entries
     ok(_structure_args(tmp_path, data, tmp_path / "r"))
     assert json.loads((tmp_path / "r" / MARKER).read_text())["kind"] == "reconstruction"
+
+
+def _photos(folder: Path, count: int = 6) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def _without_kind(path: Path) -> None:
+    """Make ``path`` look as an older gess wrote it: the same JSON, without the kind it now carries."""
+    from gess.io import FILE_KIND
+
+    content = json.loads(path.read_text())
+    del content[FILE_KIND]
+    path.write_text(json.dumps(content))
+
+
+def test_split_never_overwrites_a_file_gess_did_not_write(tmp_path, capsys):
+    import matplotlib.pyplot as plt
+
+    photos = _photos(tmp_path / "photos")
+    split = ["split", "--images", photos, "--clusters", "2", "--out"]
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "notes"}')
+    code, err = run_cli(split + [mine], capsys)
+    assert_one_line_error(code, err, str(mine), "a file gess did not write", "never overwrites")
+    assert mine.read_text() == '{"my": "notes"}' and not (tmp_path / "notes.png").exists()
+
+    out = tmp_path / "split.json"
+    figure = tmp_path / "split.png"
+    figure.write_bytes(b"my picture")  # the figure's name beside a new split.json: the user's
+    code, err = run_cli(split + [out], capsys)
+    assert_one_line_error(code, err, str(figure), "a file gess did not write")
+    assert figure.read_bytes() == b"my picture" and not out.exists()
+    figure.unlink()
+
+    ok(split + [out])
+    ok(split + [out])  # its own files are replaced
+    _without_kind(out)
+    plt.imsave(figure, np.zeros((4, 4)))  # as an older gess's matplotlib figure, without the kind
+    ok(split + [out])  # an older gess's split and figure are adopted
+    code, err = run_cli(split + [tmp_path / "s.png"], capsys)
+    assert_one_line_error(code, err, "--out", "a JSON path")
+    code, err = run_cli(split + [photos], capsys)
+    assert_one_line_error(code, err, str(photos), "a directory")
+
+
+def test_evaluate_never_overwrites_a_file_gess_did_not_write(tmp_path, capsys):
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    ok(["fit", "--data", data, "--out", tmp_path / "m"])
+    ok(_structure_args(tmp_path, data, tmp_path / "r"))
+    evaluate = ["evaluate", "--recon", tmp_path / "r", "--data", data, "--out"]
+    mine = tmp_path / "results.json"
+    mine.write_text('{"accuracy": 0.9}')
+    code, err = run_cli(evaluate + [mine], capsys)
+    assert_one_line_error(code, err, str(mine), "a file gess did not write")
+    assert mine.read_text() == '{"accuracy": 0.9}'
+    code, err = run_cli(["evaluate", "--recon", tmp_path / "r", "--data", tmp_path / "absent.mat", "--out", mine], capsys)
+    assert_one_line_error(code, err, str(mine))  # refused before the dataset is read
+
+    out = tmp_path / "metrics.json"
+    ok(evaluate + [out])
+    ok(evaluate + [out])
+    _without_kind(out)
+    ok(evaluate + [out])  # an older gess's metrics file is replaced
+    assert json.loads(out.read_text())["protocol"] == "paper"
+
+
+def test_baseline_entries_record_their_settings_and_versions(tmp_path):
+    import gess
+    from gess.decoding import GESSDecoder
+
+    data = tmp_path / "x.mat"
+    write_mat(data)
+    ok(["fit", "--data", data, "--out", tmp_path / "m"])
+    fingerprint = GESSDecoder.load(tmp_path / "m").metadata_["fingerprint"]
+    for method in ("structure", "knn"):
+        args = _structure_args(tmp_path, data, tmp_path / method)
+        args[args.index("structure")] = method
+        ok(args)
+        entries = json.loads((tmp_path / method / "manifest.json").read_text())
+        assert entries and all(e["settings"] == {"method": method, "generator": None, "decoder": fingerprint}
+                               and e["versions"]["gess"] == gess.__version__ for e in entries)
 
 
 def test_only_gess_s_own_temporaries_are_removed(tmp_path):

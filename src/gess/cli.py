@@ -142,11 +142,12 @@ def split(
     from gess import stages
     from gess.data.images import load_image_folder
     from gess.encoders import get_encoder
-    from gess.io import write_json
+    from gess.io import write_owned_json
     from gess.report.figures import save_split_figure
-    from gess.split import check_split_options, generalized_split, nearest_train_similarity
+    from gess.split import SPLIT_KIND, check_split_options, claim_split_files, generalized_split, nearest_train_similarity
 
     check_split_options(clusters, method, train_side, min_test_fraction, seed)  # before any image is encoded
+    out, figure = claim_split_files(out)
     pics, ids = load_image_folder(images)
     emb = stages.encode_images(get_encoder(encoder), pics)
     result = generalized_split(emb, ids, clusters, method, train_side, min_test_fraction, seed)
@@ -155,8 +156,7 @@ def split(
     payload["encoder"] = encoder
     payload["nearest_train_similarity"] = {"this_split": nearest_train_similarity(emb, ids, result),
                                            "random_split_same_sizes": nearest_train_similarity(emb, ids, control)}
-    write_json(out, payload)
-    figure = out.with_suffix(".png")
+    write_owned_json(out, payload, SPLIT_KIND)
     save_split_figure(emb, ids, result, figure)
     sim = payload["nearest_train_similarity"]
     _console().print(f"[green]{len(result.train)} train / {len(result.test)} test[/green], cut weight {result.cut_weight:.2f}; "
@@ -185,8 +185,9 @@ def evaluate(
     from gess import stages
     from gess.data import load_dataset
     from gess.encoders import get_encoder
-    from gess.evaluation.scoring import print_summary
+    from gess.evaluation.scoring import claim_metrics_file, print_summary
 
+    claim_metrics_file(out)  # a file of the user's is refused before the dataset is read
     dataset = load_dataset(data, format)
     clip_encoder = _optional_clip(clip)
     result = stages.evaluate(recon, dataset, protocol, out=out, encoder=get_encoder(encoder), clip_encoder=clip_encoder,

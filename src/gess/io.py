@@ -12,7 +12,7 @@ import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -155,6 +155,54 @@ def claim_output_dir(path: str | Path, kind: str, clean: bool = True) -> Path:
     _check_creatable(path)
     _CLAIMS.setdefault(path.resolve(), {"marked": False})["kind"] = kind
     return path
+
+
+FILE_KIND = "gess_output"  # in a JSON object or PNG text chunk gess wrote as a single --out file: which output it is
+
+
+def claim_output_file(path: str | Path, kind: str, legacy: Callable[[Path], bool] | None = None) -> Path:
+    """Make ``path`` ready for gess to write a ``kind`` file into, never replacing a file of the user's.
+
+    An absent path is fine; so is a file whose :data:`FILE_KIND` says gess wrote a ``kind`` there,
+    or one ``legacy`` recognises as an older gess's ``kind`` (written before files carried their
+    kind). Anything else, a directory included, is refused before any work is done.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise GessInputError(path, None, f"a file path for the {kind}", "a directory")
+    if path.exists():
+        found = file_kind(path)
+        if found != kind and not (found is None and legacy is not None and legacy(path)):
+            raise GessInputError(path, None, f"a new file or a {kind} gess wrote there before (gess never overwrites "
+                                 "files it did not write)", f"a gess {found}" if found else "a file gess did not write")
+    _check_creatable(path.parent)
+    return path
+
+
+def file_kind(path: str | Path) -> str | None:
+    """The kind a single file gess wrote says it is (a JSON object's or a PNG's :data:`FILE_KIND`), else None."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        return png_text(path).get(FILE_KIND)
+    content = _json_or_none(path)
+    kind = content.get(FILE_KIND) if isinstance(content, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def png_text(path: str | Path) -> dict[str, str]:
+    """A PNG's text chunks ({} for a file that is not a readable PNG)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return dict(getattr(image, "text", {}) or {})
+    except (OSError, UnidentifiedImageError, ValueError):
+        return {}
+
+
+def write_owned_json(path: str | Path, obj: dict, kind: str) -> None:
+    """Write ``obj`` atomically with its :data:`FILE_KIND`, so a later run knows the file is gess's to replace."""
+    write_json(path, {**obj, FILE_KIND: kind})
 
 
 def output_kind(directory: str | Path) -> str | None:

@@ -28,16 +28,30 @@ def progress_bar(items: Iterable[T], description: str, enabled: bool = True, tot
     if not sys.stderr.isatty():
         yield from _logged(items, description, total)
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed:.2f}/s"),
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _rate_column(),
         TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+        console=Console(stderr=True),  # the terminal it was judged by: stdout may be a file (`gess run ... > log`)
     ) as progress:
         task = progress.add_task(description, total=total)
         for item in items:
             yield item
             progress.advance(task)
+
+
+def _rate_column():
+    """Items per second; '?/s' before the first item (rich's speed is None then, which a format string cannot take)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text("?/s" if task.speed is None else f"{task.speed:.2f}/s")
+
+    return RateColumn()
 
 
 def _logged(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:

@@ -11,11 +11,13 @@ moving, one at a time, the cluster that adds the least cut weight.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
 from gess.errors import GessInputError
+from gess.io import claim_output_file, png_text
 
 METHODS = ("kernighan-lin", "stoer-wagner", "random")
 
@@ -155,3 +157,34 @@ def nearest_train_similarity(embeddings: np.ndarray, ids, split: GeneralizedSpli
     tr = unit[[index[s] for s in split.train]]
     te = unit[[index[s] for s in split.test]]
     return float((te @ tr.T).max(1).mean())
+
+
+SPLIT_KIND = "split"
+FIGURE_KIND = "split figure"
+
+
+def claim_split_files(out: str | Path) -> tuple[Path, Path]:
+    """``out`` (the split's JSON) and the figure beside it (``.png``), refused before any image is encoded
+    when either is a file gess did not write."""
+    out = Path(out)
+    if out.suffix.lower() == ".png":
+        raise GessInputError(out, "--out", "a JSON path (the figure is written beside it as .png)", "a .png path")
+    figure = out.with_suffix(".png")
+    claim_output_file(out, SPLIT_KIND, legacy=_older_split)
+    claim_output_file(figure, FIGURE_KIND, legacy=lambda path: _older_split(out) and _matplotlib_png(path))
+    return out, figure
+
+
+def _older_split(path: Path) -> bool:
+    """A split.json of a gess from before files carried their kind: its keys are those of :meth:`GeneralizedSplit.to_json`."""
+    from gess.io import read_json
+
+    try:
+        content = read_json(path)
+    except (GessInputError, OSError, ValueError):
+        return False
+    return isinstance(content, dict) and {"train", "test", "clusters", "cut_weight", "method", "sizes"} <= set(content)
+
+
+def _matplotlib_png(path: Path) -> bool:
+    return png_text(path).get("Software", "").startswith("Matplotlib")

@@ -42,7 +42,7 @@ from gess.encoders import ImageEncoder, check_same_encoder
 from gess.baselines import knn_indices
 from gess.errors import GessInputError, MissingWeightsError
 from gess.evaluation.retrieval import retrieval
-from gess.evaluation.scoring import evaluate_directory
+from gess.evaluation.scoring import METRICS_KIND, claim_metrics_file, evaluate_directory
 from gess.featurecache import encode_images, encoder_of
 from gess.folds import held_out_fold_outputs, tune_candidates_on_training_folds, tune_cs_on_training_folds
 from gess.generation import CSOptions, GGOptions, SamplingOptions, generate_images
@@ -50,7 +50,7 @@ from gess.generation.backends import load_backend
 from gess.generation.methods import BASELINE_METHODS, CS_METHODS, METHODS
 from gess.generation.sampling import candidate_mean, candidate_seed, guidance_scale_for
 from gess.generation.train import TrainOptions, resume_options, train_pixel_prior
-from gess.io import claim_output_dir, exclusive_lock, read_json, write_json
+from gess.io import claim_output_dir, exclusive_lock, read_json, write_owned_json
 from gess.manifest import CANDIDATES_DIR, Manifest, read_png, write_png
 from gess.parallel import Shard, current_shard, main_first
 from gess.progress import log
@@ -218,10 +218,19 @@ class ReconstructionJob:
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(len(self.ids))]
 
+    @property
+    def needs_generator(self) -> bool:
+        """The generator methods, and ``structure`` when M_s decodes a generator's latents."""
+        return self.method not in BASELINE_METHODS or (self.method == "structure" and self.space.get("kind") == "latent")
+
     def settings(self) -> dict:
         """What an image depends on besides its seed (a refitted decoder invalidates its images)."""
+        decoder = self.decoder.metadata_.get("fingerprint") or self.decoder.get_params()
+        if self.method in BASELINE_METHODS:  # no sampling: the decoders, and the generator whose latents M_s decodes
+            return {"method": self.method, "generator": str(self.generator) if self.needs_generator else None,
+                    "decoder": decoder}
         return {"method": self.method, "generator": str(self.generator), "sampling": self.sampling.to_dict(),
-                "decoder": self.decoder.metadata_.get("fingerprint") or self.decoder.get_params(),
+                "decoder": decoder,
                 "cs": self.cs.to_dict() if self.method in CS_METHODS else None,
                 "gg": self.gg.to_dict() if self.method == "gg" else None}
 
@@ -253,8 +262,7 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
     decoded, ids = decode(decoder, dataset)
     job = ReconstructionJob(decoder, dataset, Path(out), method, generator, seed, sampling or SamplingOptions(),
                             cs or CSOptions(), gg or GGOptions(), device, progress, console, backend_name, decoded, ids)
-    needs_generator = method not in BASELINE_METHODS or (method == "structure" and job.space.get("kind") == "latent")
-    if needs_generator:
+    if job.needs_generator:
         _check_generator_given(generator, method)
     shard = current_shard()
     claim_output_dir(job.out, "reconstruction", clean=shard.is_main)
@@ -264,7 +272,7 @@ def reconstruct(decoder: GESSDecoder, dataset: Dataset, out: str | Path, method:
             job.manifest.merge_parts(ids)  # an interrupted multi-process run: its parts, before new ones are written
         shard.wait()  # leftovers are gone and old parts merged before anyone writes
         if method in BASELINE_METHODS:
-            return _write_baseline(job, shard, needs_generator)
+            return _write_baseline(job, shard)
         return _generate(job, shard)
 
 
@@ -277,18 +285,18 @@ def _check_generator_given(generator, method: str) -> None:
                                   "train a pixel prior with `gess prior train`, or pass a Stable unCLIP directory")
 
 
-def _write_baseline(job: ReconstructionJob, shard: Shard, needs_generator: bool) -> dict:
+def _write_baseline(job: ReconstructionJob, shard: Shard) -> dict:
     """``structure`` and ``knn``: cheap, so the main process writes them all."""
     if shard.is_main:
-        backend = job.open_generator() if needs_generator else None
+        backend = job.open_generator() if job.needs_generator else None
         images = _baseline_images(job, backend)
         trust = trust_scores(job.decoder, images, test_fmri(job.dataset))
         job.out.mkdir(parents=True, exist_ok=True)
-        by_id = {}
+        by_id, record = {}, {"settings": job.settings(), "versions": software_versions()}
         for sid, img, p, score in zip(job.ids, images, job.decoded.pi_c, trust):
             write_png(job.out / f"{sid}.png", img)
             by_id[sid] = {"stimulus_id": str(sid), "file": f"{sid}.png", "pi_c": float(p), "trust": score,
-                          "method": job.method, "seed": job.seed, "steps": 0} | _trust_definition(score)
+                          "method": job.method, "seed": job.seed, "steps": 0, **record} | _trust_definition(score)
         job.manifest.write(job.ids, by_id)
     shard.wait()
     return {"generated": len(job.ids) if shard.is_main else 0, "skipped": 0}
@@ -491,12 +499,14 @@ def evaluate(recon: str | Path, dataset: Dataset, protocol: str = "paper", out: 
              decoded: str | Path | None = None, **options) -> dict:
     """Score ``recon/<stimulus_id>.png`` against the dataset's test stimuli (see :mod:`gess.evaluation.scoring`);
     with ``decoded`` (a ``decoded.npz`` of ``gess decode``), MindEye's retrieval of its ``c_prime`` too."""
+    if out is not None:
+        claim_metrics_file(out)
     _refuse_mixed_sizes(Path(recon), dataset.test.stimulus_ids)
     result = evaluate_directory(recon, dataset, protocol, out=None if decoded is not None else out, **options)
     if decoded is not None:
         result["retrieval"] = decoded_retrieval(decoded, dataset, options.get("encoder"))
         if out is not None:
-            write_json(out, result)
+            write_owned_json(out, result, METRICS_KIND)
     return result
 
 

@@ -8,10 +8,11 @@ import numpy as np
 from gess.errors import GessInputError
 from gess.evaluation.metrics import evaluate
 from gess.evaluation.registry import METRICS
-from gess.io import write_json
+from gess.io import claim_output_file, read_json, write_owned_json
 from gess.manifest import Manifest
 
 MIN_SIDE = 7  # SSIM's 7 x 7 window (Gaussian, sigma 1.5)
+METRICS_KIND = "metrics"
 
 
 def load_reconstructions(recon: str | Path, stimulus_ids) -> tuple[np.ndarray, list[str], dict]:
@@ -40,6 +41,8 @@ def evaluate_directory(recon, dataset, protocol="paper", encoder=None, clip_enco
     cannot be compared with anything. ``allow_partial`` scores the subset and marks
     the result ``"partial": true`` with the missing ids.
     """
+    if out is not None:
+        claim_metrics_file(out)
     test = dataset.test.averaged()
     images, ids, manifest = load_reconstructions(recon, list(test.stimulus_ids))
     missing = [s for s in test.stimulus_ids if s not in set(ids)]
@@ -61,8 +64,22 @@ def evaluate_directory(recon, dataset, protocol="paper", encoder=None, clip_enco
     result["missing"] = missing
     result["partial"] = bool(missing)
     if out is not None:
-        write_json(out, result)
+        write_owned_json(out, result, METRICS_KIND)
     return result
+
+
+def claim_metrics_file(out: str | Path) -> Path:
+    """``out`` ready for a metrics JSON: absent, or one gess wrote (refused, before any scoring, otherwise)."""
+    return claim_output_file(out, METRICS_KIND, legacy=_older_metrics)
+
+
+def _older_metrics(path: Path) -> bool:
+    """A metrics JSON of a gess from before files carried their kind, told by the keys :func:`evaluate_directory` writes."""
+    try:
+        content = read_json(path)
+    except (GessInputError, OSError, ValueError):
+        return False
+    return isinstance(content, dict) and {"protocol", "metrics", "per_sample", "recon", "partial"} <= set(content)
 
 
 def _refuse_degenerate(recon, gt: np.ndarray, images: np.ndarray, trials) -> None:

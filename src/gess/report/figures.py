@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gess.io import atomic_path
+from gess.io import FILE_KIND, atomic_path
+from gess.split import FIGURE_KIND
 
 
 def pyplot():
@@ -35,7 +36,7 @@ def save_split_figure(embeddings: np.ndarray, ids, split, path: str | Path) -> P
     ax.legend(loc="best", frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=110, format="png", metadata={FILE_KIND: FIGURE_KIND})
     plt.close(fig)
     return Path(path)
 
