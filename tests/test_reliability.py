@@ -842,6 +842,33 @@ def test_an_error_names_the_users_path_not_a_temporary():
     assert str(exc).startswith("/data/run/config.json:"), str(exc)
 
 
+def _rewrite_directory(path: Path, text: str) -> None:
+    from gess.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        (tmp / "state.json").write_text(text)
+
+
+def test_a_directory_is_replaced_in_one_step(tmp_path, monkeypatch):
+    """A checkpoint directory replaced by an exchange, not two renames: a kill between two renames lost the old one."""
+    import gess.io as gio
+
+    checkpoint = tmp_path / "checkpoint"
+    _rewrite_directory(checkpoint, "old")
+
+    def killed(*args):
+        raise KeyboardInterrupt  # as if the process died at a rename
+
+    monkeypatch.setattr(gio.os, "replace", killed)
+    _rewrite_directory(checkpoint, "new")  # the exchange never calls os.replace
+    assert (checkpoint / "state.json").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    monkeypatch.undo()
+    monkeypatch.setattr(gio, "exchange_paths", lambda a, b: False)  # a filesystem without the exchange: two renames
+    _rewrite_directory(checkpoint, "newer")
+    assert (checkpoint / "state.json").read_text() == "newer" and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
 def test_checkpoint_state_is_strict_json(tmp_path):
     import torch
 

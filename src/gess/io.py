@@ -35,13 +35,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield target
         _mark_claimed(path.parent)
         if path.is_dir() and target.is_dir():
-            backup = tmp / f"{path.name}.old"  # inside our own temporary: removed with it
-            os.replace(path, backup)
-            os.replace(target, path)
+            if not exchange_paths(target, path):  # the old directory ends up in our temporary, removed with it
+                backup = tmp / f"{path.name}.old"  # no atomic exchange here: a kill between these loses the old one
+                os.replace(path, backup)
+                os.replace(target, path)
         else:
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def exchange_paths(a: str | Path, b: str | Path) -> bool:
+    """Swap two existing paths in one step (Linux's renameat2 with RENAME_EXCHANGE), so that a kill leaves one
+    or the other complete under each name; False where the system or the filesystem cannot (the caller renames)."""
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_cwd, rename_exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):  # kernel or filesystem without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def write_json(path: str | Path, obj: Any) -> None:
