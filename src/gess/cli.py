@@ -130,7 +130,7 @@ def decode(
 @app.command()
 def split(
     images: Path = typer.Option(..., "--images", help="folder of images or a dataset path"),
-    out: Path = typer.Option(..., "--out", help="split.json to write"),
+    out: Path = typer.Option(..., "--out", help="split.json to write (its figure goes beside it as .png)"),
     encoder: str = ENCODER_OPTION,
     clusters: int = typer.Option(20, "--clusters", min=2),
     method: str = typer.Option("kernighan-lin", "--method", help="kernighan-lin | stoer-wagner | random"),
