@@ -37,7 +37,7 @@ from cs_folds import parse_setting, run_prior  # noqa: E402
 def scores(decoder, images: np.ndarray, fmri: np.ndarray) -> dict[str, np.ndarray]:
     """share, match and trust of each image against the response it was decoded from."""
     from gess.api import reconstruction_features
-    from gess.decoding.encoding import standardized_rows
+    from gess.correlation import standardized_rows
 
     embeddings, structure = reconstruction_features(decoder, images)  # one encoder pass for the three scores
     model, z = decoder.trust_, decoder._standardize(fmri)

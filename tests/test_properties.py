@@ -136,3 +136,41 @@ def test_generalized_split_never_puts_a_cluster_on_both_sides(seed, n_clusters, 
     for cluster in set(split.clusters):
         members = {i for i, c in zip(split.ids, split.clusters) if c == cluster}
         assert members <= train or members <= test
+
+
+@SETTINGS
+@given(seed=seeds, n=st.integers(1, 6), width=st.integers(2, 300), offset=st.floats(-1e3, 1e3),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_row_correlations_are_pearson_in_every_dtype(seed, n, width, offset, dtype):
+    from gess.correlation import correlation_matrix, paired_correlation
+
+    a = (gaussian(seed, n, width) + offset).astype(dtype)
+    b = (gaussian(seed + 1, n, width) * 3 - offset).astype(dtype)
+    expected = np.array([np.corrcoef(a[i].astype(np.float64), b[i].astype(np.float64))[0, 1] for i in range(n)])
+    tolerance = 1e-9 if dtype == np.float64 else 1e-3
+    np.testing.assert_allclose(paired_correlation(a, b), expected, atol=tolerance)
+    np.testing.assert_allclose(paired_correlation(a, b, dtype=None), expected, atol=tolerance)
+    assert paired_correlation(a, b, dtype=None).dtype == dtype  # the encoding model's selection stays in float32
+    np.testing.assert_allclose(np.diag(correlation_matrix(a, b)), paired_correlation(a, b), atol=1e-12)
+
+
+@SETTINGS
+@given(value=st.floats(-1e4, 1e4), width=st.integers(1, 2000), dtype=st.sampled_from([np.float32, np.float64]))
+def test_a_constant_row_correlates_zero_with_everything(value, width, dtype):
+    # its centred values are the rounding error of its mean: scaled to unit norm they used to correlate ~1
+    # with themselves (0.1 over 1,000 float32 values; 123.456 over 1,000 float64 values)
+    from gess.correlation import correlation_matrix, paired_correlation, standardized_rows
+
+    constant = np.full((2, width), value, dtype)
+    other = gaussian(width, 2, width)
+    assert not standardized_rows(constant).any()
+    assert not paired_correlation(constant, constant, dtype=None).any()
+    assert not correlation_matrix(constant, other).any()
+
+
+def test_constant_rows_that_rounding_used_to_turn_into_perfect_correlations():
+    from gess.correlation import paired_correlation
+
+    for value, dtype in ((0.1, np.float32), (123.456, np.float64), (0.9, np.float64)):
+        constant = np.full((1, 1000), value, dtype)
+        assert paired_correlation(constant, constant, dtype=None)[0] == 0.0

@@ -64,7 +64,7 @@ def test_identification_per_sample_and_sentences():
 
 def _share_beaten(model, embeddings, voxels):
     """The empirical share of training trials an image's own response beats (gess's trust until 2026-12-03)."""
-    from gess.decoding.encoding import standardized_rows
+    from gess.correlation import standardized_rows
 
     predicted = standardized_rows(model.predicted(embeddings, None, np.float64))
     own = model.match(embeddings, voxels)

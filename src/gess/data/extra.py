@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gess.correlation import standardized_rows
 from gess.errors import GessInputError
 
 NEAR_COPY_CORRELATION = 0.95
@@ -58,10 +59,7 @@ def match_images(images: np.ndarray, side: int, channels: int) -> np.ndarray:
 
 def _normalised_pixels(images: np.ndarray, side: int) -> np.ndarray:
     """Grey pixels at ``side``, centred and scaled to unit norm per image (rows of a correlation)."""
-    x = match_images(images, side, 1).reshape(len(images), -1).astype(np.float32)
-    x -= x.mean(1, keepdims=True)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+    return standardized_rows(match_images(images, side, 1), np.float32)
 
 
 def near_copies(candidates: np.ndarray, references: np.ndarray, threshold: float = NEAR_COPY_CORRELATION,

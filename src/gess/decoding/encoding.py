@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gess.correlation import columnwise_correlation, paired_correlation
 from gess.decoding.ridge import Ridge, cv_folds
 
 DEFAULT_ALPHAS = (1e1, 1e2, 1e3, 1e4, 1e5)
@@ -58,20 +59,6 @@ def block_standardization(blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndar
     return np.concatenate(means).astype(np.float32), np.concatenate(scales)
 
 
-def standardized_rows(x: np.ndarray) -> np.ndarray:
-    """Rows centred and scaled so that a row product is a Pearson correlation."""
-    x = x - x.mean(1, keepdims=True)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
-
-
-def columnwise_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    denom = np.sqrt((a ** 2).sum(0) * (b ** 2).sum(0))
-    return np.divide((a * b).sum(0), denom, out=np.zeros(a.shape[1]), where=denom > 0)
-
-
 VOXEL_COUNT_GRID = (100, 200, 500, 1000, 2000, 5000)  # and every voxel: what ``structural_voxels="auto"`` tries
 STRUCTURAL_ALPHA_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
 RBF_GAMMA_GRID = (0.1, 0.3, 1.0)  # per voxel (RBFKernelRidge's scale): the kernel's width in z-scored voxels
@@ -118,7 +105,7 @@ def chosen_structural_selection(z: np.ndarray, structure: np.ndarray, folds: int
             voxels = np.sort(order[:k]) if k is not None else slice(None)
             if rbf:
                 for (g, a), decoded in _rbf_decodes(z[fit][:, voxels], z[held][:, voxels], flat[fit], rbf).items():
-                    rbf_hits[k, g, a].append(_row_correlation(decoded, flat[held]))
+                    rbf_hits[k, g, a].append(paired_correlation(decoded, flat[held], dtype=None))
             if not alphas:
                 continue
             dec = RidgeDecomposition(np.asarray(z[fit][:, voxels], np.float64), device="cpu", dtype="float64")
@@ -131,7 +118,7 @@ def chosen_structural_selection(z: np.ndarray, structure: np.ndarray, folds: int
                 basis = (new @ dec.V) * dec.lam.sqrt()
             for a in alphas:
                 decoded = ((basis / (dec.lam + a)) @ projected.UtY + projected.y_mean).numpy()
-                hits[k, a].append(_row_correlation(decoded, flat[held]))
+                hits[k, a].append(paired_correlation(decoded, flat[held], dtype=None))
     name = lambda count: "all" if count is None else str(count)  # noqa: E731
     scores = {(k, a): float(np.mean(np.concatenate(r))) for (k, a), r in hits.items()}
     rbf_scores = {(k, g, a): float(np.mean(np.concatenate(r))) for (k, g, a), r in rbf_hits.items()}
@@ -185,5 +172,3 @@ def _group_subset(groups: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return np.flatnonzero(np.isin(groups, taken))
 
 
-def _row_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (standardized_rows(a) * standardized_rows(b)).sum(1)

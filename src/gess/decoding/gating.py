@@ -55,9 +55,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gess.correlation import paired_correlation
 from gess.decoding.ridge import cv_folds
-from gess.decoding.encoding import (DEFAULT_ALPHAS, block_standardization, held_out_voxel_correlation, pooled_structure,
-                                   standardized_rows)
+from gess.decoding.encoding import DEFAULT_ALPHAS, block_standardization, held_out_voxel_correlation, pooled_structure
 from gess.errors import GessInputError
 from gess.persistence import Component, init_params
 from gess.registry import Registry
@@ -365,7 +365,7 @@ def _match(x: np.ndarray, z: np.ndarray, voxels: np.ndarray, coef: np.ndarray, i
     """Pearson r of each row's predicted response with its measured one, over ``voxels`` (float64)."""
     predicted = np.asarray(x, np.float64) @ coef.astype(np.float64) + intercept
     measured = np.asarray(z, np.float64)[:, voxels]
-    return (standardized_rows(predicted) * standardized_rows(measured)).sum(1)
+    return paired_correlation(predicted, measured)
 
 
 def _negative_residual(x: np.ndarray, z: np.ndarray, voxels: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from gess.decoding.encoding import (DEFAULT_ALPHAS, block_standardization, held_out_voxel_correlation, pooled_structure,
-                                   standardized_rows)
+from gess.correlation import standardized_rows
+from gess.decoding.encoding import DEFAULT_ALPHAS, block_standardization, held_out_voxel_correlation, pooled_structure
 from gess.persistence import Component
 
 
