@@ -19,7 +19,7 @@ def standardized_rows(x: np.ndarray, dtype=None) -> np.ndarray:
     x = x.reshape(len(x), -1)
     centred = x - x.mean(1, keepdims=True)
     norm = np.linalg.norm(centred, axis=1, keepdims=True)
-    varies = (norm > 0) & (np.ptp(x, axis=1, keepdims=True) > 0) if x.shape[1] else norm > 0
+    varies = (norm > 0) & (x.max(1, keepdims=True, initial=-np.inf) > x.min(1, keepdims=True, initial=np.inf))
     return np.divide(centred, norm, out=np.zeros_like(centred), where=varies)
 
 

@@ -170,5 +170,3 @@ def _group_subset(groups: np.ndarray, limit: int, seed: int) -> np.ndarray:
         if count >= limit:
             break
     return np.flatnonzero(np.isin(groups, taken))
-
-

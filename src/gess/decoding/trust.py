@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from gess.correlation import standardized_rows
+from gess.correlation import paired_correlation, standardized_rows
 from gess.decoding.encoding import DEFAULT_ALPHAS, block_standardization, held_out_voxel_correlation, pooled_structure
 from gess.persistence import Component
 
@@ -113,9 +113,8 @@ class BrainConsistency(Component):
         """Pearson r of each image's predicted response with its own z-scored response (n, v)."""
         # in float64, rounded once: float32 sums and products depend on how many rows share a call (BLAS picks
         # other kernels for one row), and best-of-N must keep the same candidate whatever the batch
-        predicted = standardized_rows(self.predicted(embeddings, structure, np.float64))
-        measured = standardized_rows(np.asarray(z, np.float64)[:, self.voxels_])
-        return (predicted * measured).sum(1).astype(np.float32)
+        predicted = self.predicted(embeddings, structure, np.float64)
+        return paired_correlation(predicted, np.asarray(z, np.float64)[:, self.voxels_]).astype(np.float32)
 
     def score(self, embeddings: np.ndarray, z: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
         """Trust in [0, 1] of reconstructions with these features, decoded from z-scored voxels (n, v)."""
