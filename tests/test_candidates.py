@@ -16,6 +16,15 @@ def sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def within_one_level(a, b) -> bool:
+    """Two PNGs equal up to float rounding: another batch size sums in another order (~2e-7 in the floats),
+    which can move a pixel across a rounding boundary (docs/reliability.md, "Determinism")."""
+    from gess.data.images import load_image
+
+    x, y = load_image(a).astype(int), load_image(b).astype(int)
+    return x.shape == y.shape and np.abs(x - y).max() <= 1
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """A fitted model and a tiny pixel prior on a small digit69-like file."""
@@ -48,7 +57,8 @@ def test_best_of_n_keeps_the_candidate_the_brain_prefers_whatever_the_batch(fitt
     b = _reconstruct(root, data, tmp_path / "b", candidates=3, batch_size=4)
     assert [e["stimulus_id"] for e in a] == [e["stimulus_id"] for e in b]
     for ea, eb in zip(a, b):
-        assert sha(tmp_path / "a" / ea["file"]) == sha(tmp_path / "b" / eb["file"])
+        assert within_one_level(tmp_path / "a" / ea["file"], tmp_path / "b" / eb["file"])
+        assert ea["chosen_candidate"] == eb["chosen_candidate"]
         matches = [c["brain_match"] for c in ea["candidates"]]
         assert len(matches) == 3 and ea["chosen_candidate"] == int(np.argmax(matches))
         chosen = ea["candidates"][ea["chosen_candidate"]]
@@ -59,9 +69,11 @@ def test_best_of_n_keeps_the_candidate_the_brain_prefers_whatever_the_batch(fitt
 
 def test_more_candidates_keep_the_first_ones_and_one_candidate_is_plain_sampling(fitted, tmp_path):
     root, data = fitted
-    two = _reconstruct(root, data, tmp_path / "two", candidates=2, batch_size=2)
-    four = _reconstruct(root, data, tmp_path / "four", candidates=4, batch_size=3)
-    one = _reconstruct(root, data, tmp_path / "one", candidates=1, batch_size=2)
+    # one row a batch: the same arithmetic for a candidate whatever N, so the bytes are equal (other batch
+    # sizes agree up to rounding: test_best_of_n_keeps_the_candidate_the_brain_prefers_whatever_the_batch)
+    two = _reconstruct(root, data, tmp_path / "two", candidates=2, batch_size=1)
+    four = _reconstruct(root, data, tmp_path / "four", candidates=4, batch_size=1)
+    one = _reconstruct(root, data, tmp_path / "one", candidates=1, batch_size=1)
     for e2, e4, e1 in zip(two, four, one):
         for k in range(2):
             assert sha(tmp_path / "two" / e2["candidates"][k]["file"]) == sha(tmp_path / "four" / e4["candidates"][k]["file"])
@@ -225,13 +237,14 @@ def test_the_mean_of_the_candidates_is_kept_whatever_the_batch(fitted, tmp_path)
         runs[name] = json.loads((tmp_path / name / "manifest.json").read_text())
     best = _reconstruct(root, data, tmp_path / "best", candidates=3, batch_size=2)
     for ea, eb, e_best in zip(runs["a"], runs["b"], best):
-        assert sha(tmp_path / "a" / ea["file"]) == sha(tmp_path / "b" / eb["file"])
+        assert within_one_level(tmp_path / "a" / ea["file"], tmp_path / "b" / eb["file"])
         assert ea["kept"] == "mean" and "chosen_candidate" not in ea and ea["trust"] is not None
         drawn = np.stack([load_image(tmp_path / "a" / c["file"]) for c in ea["candidates"]])
         assert np.array_equal(load_image(tmp_path / "a" / ea["file"]), candidate_mean(drawn))
-        # the same candidates as best-of-3 draws, only the kept image differs
-        assert [sha(tmp_path / "a" / c["file"]) for c in ea["candidates"]] == \
-            [sha(tmp_path / "best" / c["file"]) for c in e_best["candidates"]]
+        # the same candidates as best-of-3 draws (batch 1 against 2: up to rounding), only the kept image differs
+        assert [c["seed"] for c in ea["candidates"]] == [c["seed"] for c in e_best["candidates"]]
+        assert all(within_one_level(tmp_path / "a" / c["file"], tmp_path / "best" / d["file"])
+                   for c, d in zip(ea["candidates"], e_best["candidates"]))
 
 
 def test_a_bad_candidate_reduction_exits_2_in_one_line(fitted, tmp_path, capsys):
