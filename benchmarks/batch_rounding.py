@@ -11,6 +11,7 @@ across a rounding boundary now and then.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     folders = {}
     for size in args.batch_sizes:
-        cfg = json.loads(json.dumps(DEMO_CONFIG))
+        cfg = copy.deepcopy(DEMO_CONFIG)
         cfg["methods"] = [args.method]
         cfg["sampling"]["batch_size"] = size
         start = time.time()
